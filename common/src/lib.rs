@@ -1,0 +1,18 @@
+//! Everything the dispatch functions share: the domain (phone numbers, encodings,
+//! delivery states), the ports the handlers depend on and their AWS adapters, the
+//! provider adapters and their callback signature schemes, and the handlers
+//! themselves. Each Lambda `main.rs` only wires these together.
+
+pub mod api;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod handlers;
+pub mod observability;
+pub mod providers;
+pub mod queue;
+pub mod secrets;
+pub mod signatures;
+pub mod store;
+pub mod time;
