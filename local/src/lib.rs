@@ -5,3 +5,4 @@
 
 pub mod http_server;
 pub mod provision;
+pub mod sandbox;
