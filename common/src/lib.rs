@@ -4,6 +4,7 @@
 //! themselves. Each Lambda `main.rs` only wires these together.
 
 pub mod api;
+pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod domain;
@@ -15,4 +16,5 @@ pub mod queue;
 pub mod secrets;
 pub mod signatures;
 pub mod store;
+pub mod tenant;
 pub mod time;

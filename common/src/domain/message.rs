@@ -120,6 +120,15 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<ProviderMessageId>,
     pub attempts: u32,
+    /// Attempts on the current provider (failover resets it).
+    #[serde(default)]
+    pub provider_attempts: u32,
+    /// Provider accounts that failed this message, skipped by failover.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_providers: Vec<String>,
+    /// True for life-safety categories: priority lane, never quiet hours.
+    #[serde(default)]
+    pub priority: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,408 @@
+//! The HTTP API (API Gateway HTTP API, payload v2) served by the `submit` function.
+//!
+//! - `POST /v1/messages` — submit (202, or the first message again for a repeated
+//!   `Idempotency-Key`, or 409 when the key is reused with a different request)
+//! - `GET  /v1/messages/{id}` — status and full history
+//! - `GET|PUT /v1/admin/config` — the caller's tenant configuration (admin)
+//! - `POST /v1/admin/keys` — create an API key for the caller's tenant (admin)
+//! - `POST /v1/admin/route/explain` — routing decision and gate verdicts, no send (admin)
+
+use super::Deps;
+use crate::auth::{authenticate, Caller, Role};
+use crate::domain::message::{EventSource, Message, MessageEvent, OperatorContext};
+use crate::domain::{encoding, ContentCategory, DeliveryStatus, IdempotencyKey, MessageId, MessageKind, SenderId, E164};
+use crate::error::{ApiError, StoreError};
+use crate::queue::RouteJob;
+use crate::store::CreateOutcome;
+use crate::tenant::TenantConfig;
+use crate::time::{iso8601, Instant};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The largest accepted request body; a 10-segment UCS-2 text is far below it.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a freshly accepted message may wait before the sweep re-queues it.
+pub const ACCEPTED_GRACE_SECS: i64 = 60;
+
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let now = deps.clock.now();
+    match dispatch(deps, &req, now).await {
+        Ok((status, body)) => json_response(status, &body),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(code = %e.code, "request failed");
+            }
+            json_response_raw(e.status, e.to_json())
+        }
+    }
+}
+
+fn json_response(status: u16, v: &serde_json::Value) -> Response<Body> {
+    json_response_raw(status, v.to_string())
+}
+
+fn json_response_raw(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body))
+        .expect("static response parts are valid")
+}
+
+async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let method = req.method().as_str().to_string();
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Authenticate before looking at the route, so unauthenticated callers learn nothing.
+    let caller = authenticate(&deps.store, auth, now).await?;
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["v1", "messages"]) => submit(deps, req, &caller, now).await,
+        ("GET", ["v1", "messages", id]) => get_message(deps, &caller, id).await,
+        ("GET", ["v1", "admin", "config"]) => {
+            require(caller.role.can_admin(), "admin")?;
+            let cfg = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)?;
+            Ok((200, serde_json::to_value(cfg).unwrap_or_default()))
+        }
+        ("PUT", ["v1", "admin", "config"]) => put_config(deps, req, &caller, now).await,
+        ("POST", ["v1", "admin", "keys"]) => create_key(deps, req, &caller, now).await,
+        ("POST", ["v1", "admin", "route", "explain"]) => explain(deps, req, &caller).await,
+        (_, ["v1", "messages"]) | (_, ["v1", "messages", _]) | (_, ["v1", "admin", ..]) => {
+            Err(ApiError::new(405, "method_not_allowed", format!("{method} is not supported on {path}.")))
+        }
+        _ => Err(ApiError::new(404, "no_such_route", format!("There is no endpoint at {path}."))),
+    }
+}
+
+fn require(ok: bool, role: &str) -> Result<(), ApiError> {
+    if ok { Ok(()) } else { Err(ApiError::forbidden(format!("This endpoint needs a key with the {role} role."))) }
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(_) | StoreError::Conflict => ApiError::unavailable(),
+        _ => ApiError::internal(),
+    }
+}
+
+fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
+    let b: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if b.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(413, "body_too_large", format!("Request bodies are limited to {MAX_BODY_BYTES} bytes.")));
+    }
+    Ok(b)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
+    let b = body_bytes(req)?;
+    if b.is_empty() {
+        return Err(ApiError::bad_request("invalid_json", "The request body must be a JSON object."));
+    }
+    serde_json::from_slice(b).map_err(|e| {
+        let field = e.to_string();
+        // serde's message names the field and position but (for our types) never a value.
+        ApiError::bad_request("invalid_json", format!("The request body is not valid JSON for this endpoint: {field}."))
+    })
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub to: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub category: String,
+    #[serde(default)]
+    pub media: Vec<String>,
+    #[serde(default)]
+    pub operator_id: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A submit request after every check: what gets stored.
+pub struct ValidSubmit {
+    pub to: E164,
+    pub from: Option<SenderId>,
+    pub body: String,
+    pub category: ContentCategory,
+    pub kind: MessageKind,
+    pub info: encoding::SegmentInfo,
+}
+
+/// Validates a submit against the tenant's rules. Pure, so it is the hot path that
+/// benchmarks measure.
+pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<ValidSubmit, ApiError> {
+    let category = ContentCategory::parse(r.category.as_str())
+        .ok()
+        .filter(|c| tenant.is_known_category(c))
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_category",
+                "Unknown content category; use emergency_callback, resident_update, evidence_notification, general or one your tenant defines.",
+            )
+            .field("category")
+        })?;
+    let to = E164::parse(&r.to, Some(&tenant.default_region)).map_err(|e| {
+        ApiError::unprocessable(e.code(), format!("The recipient is not a valid phone number: {e}."))
+            .field("to")
+    })?;
+    if !tenant.delivery.allowed_countries.is_empty() {
+        let region = to.region().unwrap_or_default();
+        if !tenant.delivery.allowed_countries.iter().any(|c| c.eq_ignore_ascii_case(&region)) {
+            return Err(ApiError::unprocessable(
+                "destination_not_allowed",
+                format!("Your tenant may not send to numbers in {}.", if region.is_empty() { "that region" } else { &region }),
+            )
+            .field("to"));
+        }
+    }
+    let from = match &r.from {
+        None => None,
+        Some(f) => Some(SenderId::parse(f).map_err(|e| ApiError::unprocessable("invalid_sender", format!("{e}.")).field("from"))?),
+    };
+    let body = r.body.clone().unwrap_or_default();
+    if !r.media.is_empty() {
+        return Err(ApiError::unprocessable(
+            "media_not_available",
+            "MMS media must first be uploaded with POST /v1/media; this deployment does not accept media yet.",
+        )
+        .field("media"));
+    }
+    if body.trim().is_empty() {
+        return Err(ApiError::unprocessable("empty_body", "The message body is empty.").field("body"));
+    }
+    let info = encoding::analyse(&body);
+    if info.segments > tenant.delivery.max_segments {
+        return Err(ApiError::unprocessable(
+            "too_many_segments",
+            format!(
+                "The body needs {} {} segments; your tenant allows at most {}.",
+                info.segments,
+                if info.encoding == encoding::Encoding::Gsm7 { "GSM-7" } else { "UCS-2" },
+                tenant.delivery.max_segments
+            ),
+        )
+        .field("body"));
+    }
+    Ok(ValidSubmit { to, from, body, category, kind: MessageKind::Sms, info })
+}
+
+async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
+    require(caller.role.can_submit(), "sender, operator or admin")?;
+    let idem = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| IdempotencyKey::parse(s).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters.")
+                        .field("Idempotency-Key")
+                })?,
+        ),
+    };
+    let r: SubmitRequest = parse_json(req)?;
+    let tenant = deps.tenant(&caller.tenant).await.map_err(store_err)?.ok_or_else(|| {
+        ApiError::unprocessable("tenant_not_configured", "Your tenant has no configuration yet; an admin must set one first.")
+    })?;
+    let v = validate_submit(&r, &tenant)?;
+    let request_hash = hex::encode(Sha256::digest(
+        json!({"to": v.to.as_str(), "from": v.from.as_ref().map(|f| f.as_str()), "body": v.body, "category": v.category.as_str(), "operator_id": r.operator_id, "reason": r.reason}).to_string(),
+    ));
+    let id = MessageId::new();
+    let validity = tenant.validity_secs(&v.category);
+    let m = Message {
+        id,
+        tenant: caller.tenant.clone(),
+        kind: v.kind,
+        category: v.category.clone(),
+        to: v.to,
+        from: v.from,
+        body_sha256: hex::encode(Sha256::digest(v.body.as_bytes())),
+        body: Some(v.body),
+        media: Vec::new(),
+        encoding: v.info.encoding,
+        segments: v.info.segments,
+        status: DeliveryStatus::Accepted,
+        version: 1,
+        provider: None,
+        provider_message_id: None,
+        attempts: 0,
+        provider_attempts: 0,
+        failed_providers: Vec::new(),
+        priority: tenant.is_life_safety(&v.category),
+        reason: None,
+        error_code: None,
+        operator: OperatorContext { key_id: Some(caller.key_id.clone()), operator_id: r.operator_id, reason: r.reason },
+        created_at: iso8601(now),
+        updated_at: iso8601(now),
+        sent_at: None,
+        completed_at: None,
+        next_attempt_at: Some(iso8601(now + chrono::Duration::seconds(ACCEPTED_GRACE_SECS))),
+        expires_at: iso8601(now + chrono::Duration::seconds(i64::from(validity))),
+    };
+    let first = MessageEvent {
+        at: iso8601(now),
+        source: EventSource::Submit,
+        status: DeliveryStatus::Accepted,
+        from_status: None,
+        applied: true,
+        provider: None,
+        provider_status: None,
+        error_code: None,
+        reason: None,
+        attempt: Some(0),
+    };
+    let outcome = deps
+        .store
+        .create_message(&m, &first, idem.as_ref().map(|k| (k, request_hash.as_str())), now)
+        .await
+        .map_err(store_err)?;
+    match outcome {
+        CreateOutcome::Created => {
+            tracing::info!(message_id = %m.id, tenant = %m.tenant, category = %m.category, to = %m.to.masked(), segments = m.segments, "accepted");
+            let job = RouteJob { message_id: m.id, tenant: m.tenant.clone(), exclude: Vec::new() };
+            if let Err(e) = deps.queues.send(&deps.cfg.route_queue_url, &job, 0).await {
+                // Stored but not queued: the retry sweep re-queues accepted messages after
+                // ACCEPTED_GRACE_SECS, so the message is not lost.
+                tracing::warn!(message_id = %m.id, error = %e, "route enqueue failed; the sweep will re-queue");
+            }
+            Ok((202, accepted_body(&m)))
+        }
+        CreateOutcome::Existing { message_id, request_hash: first_hash } => {
+            if first_hash != request_hash {
+                return Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request; use a new key for a new message.",
+                )
+                .field("Idempotency-Key"));
+            }
+            let existing = deps.store.get_message(message_id).await.map_err(store_err)?.ok_or_else(ApiError::internal)?;
+            Ok((200, accepted_body(&existing)))
+        }
+    }
+}
+
+fn accepted_body(m: &Message) -> serde_json::Value {
+    json!({
+        "id": m.id,
+        "status": m.status,
+        "to": m.to,
+        "category": m.category,
+        "encoding": m.encoding,
+        "segments": m.segments,
+        "created_at": m.created_at,
+    })
+}
+
+/// `GET /v1/messages/{id}`: a foreign tenant's id answers exactly like a missing one.
+async fn get_message(deps: &Deps, caller: &Caller, id: &str) -> Result<(u16, serde_json::Value), ApiError> {
+    require(caller.role.can_read_messages(), "any")?;
+    let Ok(id) = id.parse::<MessageId>() else { return Err(ApiError::not_found("message")) };
+    let Some((m, history)) = deps.store.get_message_with_history(id).await.map_err(store_err)? else {
+        return Err(ApiError::not_found("message"));
+    };
+    if m.tenant != caller.tenant {
+        return Err(ApiError::not_found("message"));
+    }
+    Ok((200, message_view(&m, &history, caller.role != Role::Auditor)))
+}
+
+/// The public view of a message: everything but the body unless allowed.
+pub fn message_view(m: &Message, history: &[MessageEvent], with_body: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("version");
+        if !with_body {
+            o.remove("body");
+        }
+        o.insert("history".into(), serde_json::to_value(history).unwrap_or_default());
+    }
+    v
+}
+
+async fn put_config(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
+    require(caller.role.can_admin(), "admin")?;
+    let mut cfg: TenantConfig = parse_json(req)?;
+    if cfg.tenant != caller.tenant {
+        return Err(ApiError::forbidden("A key may only configure its own tenant.").field("tenant"));
+    }
+    if let Err(errors) = cfg.validate() {
+        return Err(ApiError {
+            status: 422,
+            code: "invalid_config".into(),
+            message: format!(
+                "The configuration was refused whole: {}.",
+                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+            ),
+            field: errors.first().map(|e| e.field.clone()),
+        });
+    }
+    let current = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)?;
+    cfg.version = current.map(|c| c.version).unwrap_or(0);
+    let stored = deps.store.put_tenant_config(&cfg, now).await.map_err(|e| match e {
+        StoreError::Conflict => ApiError::conflict("config_changed", "The configuration changed while you edited it; fetch it and try again."),
+        other => store_err(other),
+    })?;
+    deps.forget_tenant(&caller.tenant);
+    Ok((200, serde_json::to_value(stored).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    role: String,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+async fn create_key(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
+    require(caller.role.can_admin(), "admin")?;
+    let r: CreateKey = parse_json(req)?;
+    let role = Role::parse(&r.role)
+        .ok_or_else(|| ApiError::unprocessable("invalid_role", "role must be sender, operator, auditor or admin.").field("role"))?;
+    let expires = match r.expires_at {
+        None => None,
+        Some(s) => Some(
+            crate::time::parse_iso8601(&s)
+                .filter(|t| *t > now)
+                .ok_or_else(|| ApiError::unprocessable("invalid_expiry", "expires_at must be a future ISO 8601 time.").field("expires_at"))?,
+        ),
+    };
+    let k = crate::auth::new_key(&caller.tenant, role, expires, now);
+    deps.store.put_api_key(&k.hash, &k.record).await.map_err(store_err)?;
+    Ok((201, json!({"key": k.plaintext, "key_id": k.record.key_id, "prefix": k.record.prefix, "role": role.as_str(), "expires_at": k.record.expires_at, "note": "Store this key now; it is not shown again."})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainRequest {
+    to: String,
+    category: String,
+    #[serde(default)]
+    kind: Option<MessageKind>,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+async fn explain(deps: &Deps, req: &Request, caller: &Caller) -> Result<(u16, serde_json::Value), ApiError> {
+    require(caller.role.can_admin() || caller.role.can_operate(), "operator or admin")?;
+    let r: ExplainRequest = parse_json(req)?;
+    let tenant = deps.tenant(&caller.tenant).await.map_err(store_err)?.ok_or_else(|| {
+        ApiError::unprocessable("tenant_not_configured", "Your tenant has no configuration yet.")
+    })?;
+    let decision = super::route::explain(deps, &tenant, &r.to, &r.category, r.kind.unwrap_or(MessageKind::Sms), r.from.as_deref(), MessageId::new())
+        .await?;
+    Ok((200, serde_json::to_value(decision).unwrap_or_default()))
+}

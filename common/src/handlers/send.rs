@@ -1,0 +1,216 @@
+//! The `send` function (one deployment per provider type): claims an attempt with a
+//! conditional write, calls the provider, and records the outcome.
+//!
+//! No double sends under redelivery: the claim (`queued|retrying → sending`, version
+//! conditional) happens before the provider is called, so a redelivered SQS record
+//! finds the message already `sending`/`sent` and does nothing. The remaining window
+//! — a crash after the provider accepted but before `sent` is recorded — is left to
+//! the sweep, which retries the attempt; providers that accept a client reference
+//! (Vonage `client-ref`, Sinch `client_reference`, Bandwidth `tag`, sandbox
+//! `client_ref`) carry our message id so such a duplicate is traceable.
+
+use super::{BatchFailures, Deps};
+use crate::domain::message::{EventSource, Message};
+use crate::domain::{DeliveryStatus, SenderId};
+use crate::error::ProcessingError;
+use crate::providers::registry::adapter;
+use crate::providers::{http, OutboundMessage, ProviderKind, SendError};
+use crate::queue::{RouteJob, SendJob};
+use crate::store::{Change, TransitionOutcome};
+use crate::time::{iso8601, parse_iso8601};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+/// How long after `sent` the sweep waits for a delivery receipt when the tenant sets
+/// no deadline for the category.
+pub const DEFAULT_RECEIPT_WINDOW_SECS: i64 = 6 * 3600;
+
+pub async fn handle_batch(deps: &Deps, kind: ProviderKind, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = BatchFailures::default();
+    for record in event.records {
+        let rid = record.message_id.clone();
+        let job: SendJob = match record.body.as_deref().map(serde_json::from_str) {
+            Some(Ok(j)) => j,
+            _ => {
+                tracing::error!(record = ?rid, "malformed send job");
+                failures.fail(rid.as_deref());
+                continue;
+            }
+        };
+        if let Err(e) = send_one(deps, kind, &job).await {
+            tracing::warn!(message_id = %job.message_id, error = %e, "send step failed; SQS will retry");
+            failures.fail(rid.as_deref());
+        }
+    }
+    failures.into_response()
+}
+
+/// The URL the provider should call back for this message. The message id rides in
+/// the query string, which every signature scheme covers or which we verify anyway.
+pub fn status_callback_url(base: &str, kind: ProviderKind, m: &Message, provider_id: &str) -> String {
+    format!("{base}/webhooks/{kind}/{}/{provider_id}?m={}", m.tenant, m.id)
+}
+
+async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), ProcessingError> {
+    let now = deps.clock.now();
+    let Some(m) = deps.store.get_message(job.message_id).await? else {
+        tracing::error!(message_id = %job.message_id, "send job for an unknown message; dropping");
+        return Ok(());
+    };
+    if !matches!(m.status, DeliveryStatus::Queued | DeliveryStatus::Retrying) || m.tenant != job.tenant {
+        // Already claimed, sent or finished: a redelivery. Never call the provider again.
+        tracing::info!(message_id = %m.id, status = %m.status, "send job is stale; skipping");
+        return Ok(());
+    }
+    if parse_iso8601(&m.expires_at).is_some_and(|t| t <= now) {
+        deps.store
+            .transition(m.id, Change::to(DeliveryStatus::Expired, EventSource::Send).reason("validity period passed before sending"), now)
+            .await?;
+        return Ok(());
+    }
+    let Some(cfg) = deps.tenant(&m.tenant).await? else {
+        fail(deps, &m, "tenant has no configuration".into(), None).await?;
+        return Ok(());
+    };
+    let Some(tp) = cfg.provider(&job.provider_id).filter(|p| p.kind == kind && p.enabled).cloned() else {
+        // Config changed since routing: route again rather than send through an
+        // account the tenant no longer allows.
+        requeue_route(deps, &m, Vec::new(), 0).await?;
+        return Ok(());
+    };
+    if !deps.cfg.enabled_providers.contains(&kind) {
+        fail(deps, &m, format!("{kind} is not enabled in this deployment (platform opt-in)"), None).await?;
+        return Ok(());
+    }
+    // Claim the attempt before calling out.
+    let attempt = m.attempts + 1;
+    let provider_id = tp.id.clone();
+    let claim = Change::to(DeliveryStatus::Sending, EventSource::Send).provider(provider_id.clone()).edit(move |n: &mut Message| {
+        n.attempts = attempt;
+        n.provider_attempts += 1;
+        // If this instance dies mid-call, the sweep picks the message up after this.
+        n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(120)));
+    });
+    let m = match deps.store.transition(m.id, claim, now).await? {
+        TransitionOutcome::Applied(m) => m,
+        TransitionOutcome::Recorded { .. } => return Ok(()),
+    };
+    let creds = match deps.secrets.credentials(kind, &tp.secret_id).await {
+        Ok(c) => c,
+        Err(e) if e.is_transient() => {
+            retry_or_fail(deps, &m, &cfg, SendError::Transient { code: Some("secrets_unavailable".into()), message: e.to_string(), retry_after_secs: None }).await?;
+            return Ok(());
+        }
+        Err(e) => {
+            // Fail closed: never fall back to another tenant's or a default secret.
+            fail(deps, &m, format!("credentials for {provider_id} unusable: {e}"), Some("credentials".into())).await?;
+            return Ok(());
+        }
+    };
+    let from = SenderId::parse(&job.from).map_err(|_| ProcessingError::Permanent("send job sender is invalid".into()))?;
+    let validity = parse_iso8601(&m.expires_at).map(|t| (t - now).num_seconds().clamp(60, i64::from(u32::MAX)) as u32);
+    let out = OutboundMessage {
+        id: m.id,
+        kind: m.kind,
+        to: m.to.clone(),
+        from,
+        body: m.body.clone().unwrap_or_default(),
+        media_urls: m.media.clone(),
+        status_callback_url: status_callback_url(&deps.cfg.webhook_base_url, kind, &m, &provider_id),
+        validity_secs: validity,
+    };
+    let a = adapter(kind);
+    let result = match a.build_send(&creds, &out) {
+        Ok(req) => match http::execute(&deps.http, &req).await {
+            Ok(resp) => a.parse_send_response(&resp),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let now = deps.clock.now();
+    match result {
+        Ok(accepted) => {
+            let deadline = cfg
+                .delivery
+                .delivery_deadline_secs
+                .get(m.category.as_str())
+                .map(|s| i64::from(*s))
+                .unwrap_or(DEFAULT_RECEIPT_WINDOW_SECS);
+            let pmid = accepted.provider_message_id.clone();
+            let change = Change::to(accepted.status, EventSource::Send)
+                .provider(provider_id.clone())
+                .provider_status(accepted.provider_status.clone().unwrap_or_default())
+                .lookup(provider_id.clone(), pmid.clone())
+                .edit(move |n: &mut Message| {
+                    n.provider_message_id = Some(pmid);
+                    n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(deadline)));
+                });
+            deps.store.transition(m.id, change, now).await?;
+            tracing::info!(message_id = %m.id, provider = %kind, attempt = m.attempts, "sent");
+        }
+        Err(e) => {
+            if matches!(e, SendError::Credentials(_)) {
+                deps.secrets.invalidate(&tp.secret_id);
+            }
+            retry_or_fail(deps, &m, &cfg, e).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies the retry policy to a failed attempt: retry on the same provider with
+/// backoff, fail over to the next provider, or give up.
+async fn retry_or_fail(deps: &Deps, m: &Message, cfg: &crate::tenant::TenantConfig, e: SendError) -> Result<(), ProcessingError> {
+    let now = deps.clock.now();
+    let provider = m.provider.clone().unwrap_or_default();
+    let code = e.code().map(str::to_string);
+    if !e.is_transient() {
+        tracing::warn!(message_id = %m.id, provider = %provider, code = ?code, "permanent send failure");
+        fail(deps, m, e.to_string(), code).await?;
+        return Ok(());
+    }
+    if m.attempts >= cfg.retry.max_attempts {
+        fail(deps, m, format!("gave up after {} attempts: {e}", m.attempts), code).await?;
+        return Ok(());
+    }
+    let backoff = cfg.retry.backoff_secs(m.attempts, fastrand::f64());
+    let backoff = match &e {
+        SendError::Transient { retry_after_secs: Some(ra), .. } => backoff.max((*ra).min(900) as u32),
+        _ => backoff,
+    };
+    let failover = m.provider_attempts >= cfg.retry.attempts_per_provider;
+    let reason = if failover {
+        format!("attempt {} on {provider} failed ({e}); failing over to the next provider in {backoff}s", m.attempts)
+    } else {
+        format!("attempt {} on {provider} failed ({e}); retrying in {backoff}s", m.attempts)
+    };
+    let failed_provider = provider.clone();
+    let change = Change::to(DeliveryStatus::Retrying, EventSource::Send).reason(reason).error_code(code).edit(move |n: &mut Message| {
+        if failover && !n.failed_providers.contains(&failed_provider) {
+            n.failed_providers.push(failed_provider);
+        }
+        n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(i64::from(backoff) + 120)));
+    });
+    let m = match deps.store.transition(m.id, change, now).await? {
+        TransitionOutcome::Applied(m) => m,
+        TransitionOutcome::Recorded { .. } => return Ok(()),
+    };
+    // Both paths go through route, which re-checks every gate before the next attempt
+    // (and excludes failed providers on failover).
+    requeue_route(deps, &m, m.failed_providers.clone(), backoff).await
+}
+
+async fn requeue_route(deps: &Deps, m: &Message, exclude: Vec<String>, delay: u32) -> Result<(), ProcessingError> {
+    let job = RouteJob { message_id: m.id, tenant: m.tenant.clone(), exclude };
+    deps.queues
+        .send(&deps.cfg.route_queue_url, &job, delay)
+        .await
+        .map_err(|e| ProcessingError::Transient(e.to_string()))
+}
+
+async fn fail(deps: &Deps, m: &Message, reason: String, code: Option<String>) -> Result<(), ProcessingError> {
+    let now = deps.clock.now();
+    deps.store
+        .transition(m.id, Change::to(DeliveryStatus::Failed, EventSource::Send).reason(reason).error_code(code), now)
+        .await?;
+    Ok(())
+}
