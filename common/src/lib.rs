@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod observability;
 pub mod providers;
 pub mod queue;
+pub mod runtime;
 pub mod secrets;
 pub mod signatures;
 pub mod store;

@@ -5,4 +5,6 @@
 
 pub mod http_server;
 pub mod provision;
+pub mod runner;
+pub mod seed;
 pub mod sandbox;

@@ -3,3 +3,4 @@
 //! the pipeline against the AWS emulator.
 
 pub mod fakes;
+pub mod harness;

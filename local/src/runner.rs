@@ -1,0 +1,279 @@
+//! Runs the whole pipeline on this machine: every function's real handler, fed the
+//! way Lambda would feed it — HTTP requests as API Gateway/function-URL events, SQS
+//! records polled in batches of up to 10 with partial batch failures left on the
+//! queue (so visibility timeout and the DLQ redrive apply), and the retry sweep on a
+//! timer standing in for the EventBridge schedule.
+
+use crate::http_server::{self, Handler, Server};
+use crate::provision::{self, Provisioned};
+use anyhow::Context;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use dispatch_common::aws::Clients;
+use dispatch_common::config::{env_suffix, PlatformConfig};
+use dispatch_common::handlers::{api, retry, route, send, webhook, Deps};
+use dispatch_common::providers::ProviderKind;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Prefix for every emulator resource (lets test runs live side by side).
+    pub prefix: String,
+    /// Platform opt-in (`ENABLED_PROVIDERS`).
+    pub enabled_providers: Vec<ProviderKind>,
+    pub api_addr: SocketAddr,
+    pub webhook_addr: SocketAddr,
+    /// How often the retry sweep fires (EventBridge runs it every minute in AWS).
+    pub sweep_every: Duration,
+    /// Extra environment for the functions (e.g. `SECRETS_TTL_SECS`).
+    pub extra_env: BTreeMap<String, String>,
+}
+
+impl PipelineOptions {
+    pub fn for_tests(prefix: impl Into<String>, enabled: &[ProviderKind]) -> Self {
+        Self {
+            prefix: prefix.into(),
+            enabled_providers: enabled.to_vec(),
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sweep_every: Duration::from_secs(3600),
+            extra_env: BTreeMap::new(),
+        }
+    }
+}
+
+/// A running local pipeline. Dropping it stops the servers and pollers.
+pub struct Pipeline {
+    pub provisioned: Provisioned,
+    pub clients: Clients,
+    pub deps: Deps,
+    pub api: Server,
+    pub webhook: Server,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Fails with a clear message when no emulator (or AWS) answers.
+pub async fn check_emulator(clients: &Clients) -> anyhow::Result<()> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "(AWS_ENDPOINT_URL not set)".into());
+    let probe = tokio::time::timeout(Duration::from_secs(5), clients.sqs.list_queues().send()).await;
+    match probe {
+        Ok(Ok(_)) => Ok(()),
+        _ => anyhow::bail!(
+            "the AWS emulator is not reachable at {endpoint}. Start it with `scripts/emulator.sh start` \
+             and load its settings with `eval \"$(scripts/emulator.sh env)\"` (or run `scripts/run-local.sh`, which does both)."
+        ),
+    }
+}
+
+impl Pipeline {
+    pub async fn start(opts: PipelineOptions) -> anyhow::Result<Self> {
+        let clients = Clients::from_env().await;
+        check_emulator(&clients).await?;
+        let enabled: Vec<&str> = opts.enabled_providers.iter().map(|k| k.as_str()).collect();
+        let overrides = BTreeMap::from([("EnabledProviders".to_string(), enabled.join(","))]);
+        let provisioned = provision::provision(&clients, &provision::template_path(), &opts.prefix, &overrides)
+            .await
+            .context("provisioning the emulator from infra/template.yaml")?;
+
+        // The webhook URL must be known before the functions' config is built.
+        let deps_cell: Arc<tokio::sync::OnceCell<Deps>> = Arc::new(tokio::sync::OnceCell::new());
+        let d = deps_cell.clone();
+        let webhook = http_server::serve(
+            opts.webhook_addr,
+            http_server::handler(move |req| {
+                let d = d.clone();
+                async move {
+                    let deps = d.get().expect("deps set before traffic").clone();
+                    let lreq = to_lambda_request(&req, "http");
+                    from_lambda_response(webhook::handle(&deps, lreq).await)
+                }
+            }),
+        )
+        .await
+        .context("binding the webhook address")?;
+
+        let mut env = provisioned.env.clone();
+        env.insert("WEBHOOK_BASE_URL".into(), webhook.base_url());
+        env.insert("ENABLED_PROVIDERS".into(), enabled.join(","));
+        env.extend(opts.extra_env.clone());
+        let cfg = PlatformConfig::from_lookup(|k| env.get(k).cloned()).context("function configuration")?;
+        let deps = Deps::new(cfg, &clients);
+        let _ = deps_cell.set(deps.clone());
+
+        let api_deps = deps.clone();
+        let api_handler: Handler = http_server::handler(move |req| {
+            let deps = api_deps.clone();
+            async move {
+                let lreq = to_lambda_request(&req, "http");
+                from_lambda_response(api::handle(&deps, lreq).await)
+            }
+        });
+        let api = http_server::serve(opts.api_addr, api_handler).await.context("binding the API address")?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        // Route consumer.
+        let route_url = deps.cfg.route_queue_url.clone();
+        tasks.push(spawn_poller(clients.clone(), route_url, stop.clone(), {
+            let deps = deps.clone();
+            move |ev| {
+                let deps = deps.clone();
+                Box::pin(async move { route::handle_batch(&deps, ev).await })
+            }
+        }));
+        // One send consumer per enabled provider and lane, as each provider's send
+        // function has two event source mappings.
+        for kind in &opts.enabled_providers {
+            let Some(q) = deps.cfg.send_queues.get(kind).cloned() else {
+                anyhow::bail!("the template declares no send queues for {kind} (SEND_QUEUE_URL_{})", env_suffix(*kind));
+            };
+            for url in [q.priority, q.standard] {
+                let kind = *kind;
+                tasks.push(spawn_poller(clients.clone(), url, stop.clone(), {
+                    let deps = deps.clone();
+                    move |ev| {
+                        let deps = deps.clone();
+                        Box::pin(async move { send::handle_batch(&deps, kind, ev).await })
+                    }
+                }));
+            }
+        }
+        // The schedule.
+        let sweep_deps = deps.clone();
+        let every = opts.sweep_every;
+        let stop_s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            while !stop_s.load(Ordering::Relaxed) {
+                tick.tick().await;
+                if let Err(e) = retry::sweep(&sweep_deps).await {
+                    tracing::warn!(error = %e, "sweep failed");
+                }
+            }
+        }));
+        Ok(Self { provisioned, clients, deps, api, webhook, stop, tasks })
+    }
+
+    pub fn api_url(&self) -> String {
+        self.api.base_url()
+    }
+
+    pub fn webhook_url(&self) -> String {
+        self.webhook.base_url()
+    }
+}
+
+type BatchFn = dyn Fn(SqsEvent) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync;
+
+/// Polls one queue like Lambda's event source mapping: long-poll up to 10 records,
+/// invoke, delete the records not reported as failures.
+fn spawn_poller<F>(clients: Clients, queue_url: String, stop: Arc<AtomicBool>, f: F) -> JoinHandle<()>
+where
+    F: Fn(SqsEvent) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync + 'static,
+{
+    let f: Arc<BatchFn> = Arc::new(f);
+    tokio::spawn(async move {
+        let arn = queue_arn(&clients, &queue_url).await.unwrap_or_default();
+        while !stop.load(Ordering::Relaxed) {
+            let out = clients
+                .sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await;
+            let msgs = match out {
+                Ok(o) => o.messages.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if msgs.is_empty() {
+                continue;
+            }
+            let mut event = SqsEvent::default();
+            let mut handles = BTreeMap::new();
+            for m in msgs {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.receipt_handle = m.receipt_handle.clone();
+                r.body = m.body.clone();
+                r.event_source_arn = Some(arn.clone());
+                r.event_source = Some("aws:sqs".into());
+                if let (Some(id), Some(h)) = (m.message_id, m.receipt_handle) {
+                    handles.insert(id, h);
+                }
+                event.records.push(r);
+            }
+            let resp = f(event).await;
+            for failed in resp.batch_item_failures {
+                handles.remove(&failed.item_identifier);
+            }
+            for (i, (_, handle)) in handles.into_iter().enumerate() {
+                let _ = clients.sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await;
+                let _ = i;
+            }
+        }
+    })
+}
+
+async fn queue_arn(clients: &Clients, url: &str) -> Option<String> {
+    clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .ok()?
+        .attributes?
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+}
+
+/// An HTTP request as API Gateway / a function URL would hand it to the function.
+pub fn to_lambda_request(req: &http_server::Request, scheme: &str) -> lambda_http::Request {
+    let host = req.header("host").unwrap_or("127.0.0.1");
+    let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut b = http::Request::builder().method(req.method.clone()).uri(format!("{scheme}://{host}{pq}"));
+    for (k, v) in req.headers.iter() {
+        b = b.header(k, v);
+    }
+    let body = if req.body.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        match std::str::from_utf8(&req.body) {
+            Ok(t) => lambda_http::Body::Text(t.to_string()),
+            Err(_) => lambda_http::Body::Binary(req.body.to_vec()),
+        }
+    };
+    b.body(body).expect("a received request is well formed")
+}
+
+pub fn from_lambda_response(resp: lambda_http::Response<lambda_http::Body>) -> http_server::Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Text(t) => bytes::Bytes::from(t),
+        lambda_http::Body::Binary(b) => bytes::Bytes::from(b),
+        _ => bytes::Bytes::new(),
+    };
+    http::Response::from_parts(parts, bytes)
+}

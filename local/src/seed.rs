@@ -1,0 +1,49 @@
+//! Seeds tenants for the local run and the tests: provider secrets in Secrets
+//! Manager, a validated tenant configuration in DynamoDB, and API keys.
+
+use anyhow::Context;
+use dispatch_common::auth::{new_key, Role};
+use dispatch_common::aws::Clients;
+use dispatch_common::domain::TenantId;
+use dispatch_common::handlers::Deps;
+use dispatch_common::tenant::TenantConfig;
+
+/// Creates or updates a secret's value.
+pub async fn put_secret(clients: &Clients, name: &str, value: &str) -> anyhow::Result<()> {
+    let created = clients.secrets.create_secret().name(name).secret_string(value).send().await;
+    if let Err(e) = created {
+        let text = format!("{e:?}");
+        if text.contains("ResourceExists") {
+            clients
+                .secrets
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .context("updating secret")?;
+        } else {
+            anyhow::bail!("creating secret {name}: {text}");
+        }
+    }
+    Ok(())
+}
+
+/// Stores (or replaces) a tenant's configuration after validating it.
+pub async fn put_tenant(deps: &Deps, mut cfg: TenantConfig) -> anyhow::Result<TenantConfig> {
+    if let Err(errs) = cfg.validate() {
+        anyhow::bail!("invalid tenant config: {errs:?}");
+    }
+    let current = deps.store.get_tenant_config(&cfg.tenant).await?;
+    cfg.version = current.map(|c| c.version).unwrap_or(0);
+    let stored = deps.store.put_tenant_config(&cfg, deps.clock.now()).await?;
+    deps.forget_tenant(&cfg.tenant);
+    Ok(stored)
+}
+
+/// Creates an API key and returns its plaintext (shown once).
+pub async fn create_key(deps: &Deps, tenant: &TenantId, role: Role) -> anyhow::Result<String> {
+    let k = new_key(tenant, role, None, deps.clock.now());
+    deps.store.put_api_key(&k.hash, &k.record).await?;
+    Ok(k.plaintext)
+}

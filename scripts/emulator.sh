@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Local AWS emulator (moto server) for development and CI.
+#
+#   scripts/emulator.sh install   create .venv/emulator with moto[server] and cfn-lint (idempotent)
+#   scripts/emulator.sh start     start moto on 127.0.0.1:4566 in the background (no-op if healthy)
+#   scripts/emulator.sh stop      stop the moto server this script started
+#   scripts/emulator.sh status    print whether the emulator answers (exit 0 healthy, 3 not)
+#   scripts/emulator.sh reset     wipe all emulated state (POST /moto-api/reset)
+#   scripts/emulator.sh env       print the export lines for the SDK:  eval "$(scripts/emulator.sh env)"
+#
+# Works from any directory: paths are resolved from this script's location. The venv
+# lives in <repo>/.venv/emulator, the pid file and log in <repo>/.local/.
+#
+# An AWS_ENDPOINT_URL that is already set and does not point at 127.0.0.1:4566 /
+# localhost:4566 is respected: the user points elsewhere (e.g. LocalStack), so `start`
+# does not start moto and `env` keeps that endpoint.
+#
+# Tunables (environment): EMULATOR_START_TIMEOUT (seconds, default 60).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv/emulator"
+STATE_DIR="$ROOT/.local"
+PID_FILE="$STATE_DIR/moto.pid"
+LOG_FILE="$STATE_DIR/moto.log"
+
+HOST="127.0.0.1"
+PORT="4566"
+ENDPOINT="http://$HOST:$PORT"
+
+# Pinned tool versions. Bump together with a check that the template still lints and
+# the provisioning tests still pass (`pip index versions cfn-lint` lists releases).
+MOTO_VERSION="5.2.5"
+CFN_LINT_VERSION="1.58.0"
+REQUIREMENTS=("moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION")
+STAMP="$VENV/.dispatch-requirements"
+
+START_TIMEOUT="${EMULATOR_START_TIMEOUT:-60}"
+
+log() { printf 'emulator: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# True when AWS_ENDPOINT_URL is set to something other than our moto endpoint.
+endpoint_is_external() {
+    local url="${AWS_ENDPOINT_URL:-}"
+    [[ -z "$url" ]] && return 1
+    url="${url%/}"
+    case "$url" in
+        http://127.0.0.1:$PORT | http://localhost:$PORT | http://\[::1\]:$PORT) return 1 ;;
+        *) return 0 ;;
+    esac
+}
+
+http_get() { # url -> body on stdout, non-zero on failure
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS --max-time 3 "$1"
+    else
+        python3 - "$1" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+    sys.stdout.write(r.read().decode())
+PY
+    fi
+}
+
+http_post() { # url
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS --max-time 10 -X POST "$1" >/dev/null
+    else
+        python3 - "$1" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b"", method="POST"), timeout=10).read()
+PY
+    fi
+}
+
+healthy() { http_get "$ENDPOINT/moto-api/data.json" >/dev/null 2>&1; }
+
+# The pid from the pid file, if that process is alive and is a moto server.
+our_pid() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q moto; then
+        return 1 # pid reused by an unrelated process
+    fi
+    printf '%s\n' "$pid"
+}
+
+installed_ok() {
+    [[ -x "$VENV/bin/python" && -x "$VENV/bin/moto_server" && -x "$VENV/bin/cfn-lint" ]] || return 1
+    [[ -f "$STAMP" && "$(cat "$STAMP")" == "${REQUIREMENTS[*]}" ]] || return 1
+    "$VENV/bin/python" - "$MOTO_VERSION" "$CFN_LINT_VERSION" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+assert version("moto") == sys.argv[1], version("moto")
+assert version("cfn-lint") == sys.argv[2], version("cfn-lint")
+import moto.server  # noqa: F401  (the [server] extra: flask, werkzeug, ...)
+PY
+}
+
+cmd_install() {
+    if installed_ok; then
+        log "already installed in ${VENV#"$ROOT"/} (${REQUIREMENTS[*]})"
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (Debian: apt-get install -y python3 python3-venv)"
+    if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import pip' >/dev/null 2>&1; then
+        log "creating venv ${VENV#"$ROOT"/}"
+        rm -rf "$VENV"
+        mkdir -p "$(dirname "$VENV")"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            # Debian splits venv/ensurepip into a separate package.
+            if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+                log "python3 -m venv failed; installing python3-venv"
+                rm -rf "$VENV"
+                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+                python3 -m venv "$VENV"
+            else
+                die "python3 -m venv failed (install python3-venv)"
+            fi
+        fi
+    fi
+    log "installing ${REQUIREMENTS[*]}"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "${REQUIREMENTS[@]}"
+    printf '%s' "${REQUIREMENTS[*]}" >"$STAMP"
+    installed_ok || die "installation in ${VENV#"$ROOT"/} is incomplete"
+    log "installed ${REQUIREMENTS[*]}"
+}
+
+cmd_start() {
+    if endpoint_is_external; then
+        log "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL points elsewhere (e.g. LocalStack); not starting moto"
+        return 0
+    fi
+    if healthy; then
+        log "already running at $ENDPOINT"
+        return 0
+    fi
+    cmd_install
+    mkdir -p "$STATE_DIR"
+    local pid
+    if pid="$(our_pid)"; then
+        log "moto (pid $pid) is running but not answering yet; waiting"
+    else
+        log "starting moto_server on $ENDPOINT (log: ${LOG_FILE#"$ROOT"/})"
+        # setsid + nohup: the server outlives this script and its caller's job control.
+        # Its working directory is .local so nothing it writes lands in the source tree.
+        (cd "$STATE_DIR" && exec setsid nohup "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" \
+            >>"$LOG_FILE" 2>&1 </dev/null) &
+        pid=$!
+        printf '%s\n' "$pid" >"$PID_FILE"
+    fi
+    local waited=0
+    until healthy; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$PID_FILE"
+            log "moto_server exited during startup; last log lines:"
+            tail -n 20 "$LOG_FILE" >&2 || true
+            die "moto did not start (is port $PORT already used by something else?)"
+        fi
+        if ((waited >= START_TIMEOUT * 4)); then
+            log "last log lines:"
+            tail -n 20 "$LOG_FILE" >&2 || true
+            die "moto did not answer GET $ENDPOINT/moto-api/data.json within ${START_TIMEOUT}s"
+        fi
+        sleep 0.25
+        waited=$((waited + 1))
+    done
+    log "moto is up at $ENDPOINT (pid $pid)"
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(our_pid)"; then
+        rm -f "$PID_FILE"
+        if healthy; then
+            log "something answers at $ENDPOINT but was not started by this script; leaving it alone"
+        else
+            log "not running"
+        fi
+        return 0
+    fi
+    log "stopping moto (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 40; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "moto (pid $pid) did not exit on TERM; sending KILL"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$PID_FILE"
+}
+
+cmd_status() {
+    if endpoint_is_external; then
+        log "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL points elsewhere (e.g. LocalStack); moto not used"
+    fi
+    local pid=""
+    pid="$(our_pid || true)"
+    if healthy; then
+        echo "running: $ENDPOINT${pid:+ (pid $pid)}"
+        return 0
+    fi
+    if [[ -n "$pid" ]]; then
+        echo "starting or unresponsive: pid $pid, $ENDPOINT does not answer"
+    else
+        echo "stopped"
+    fi
+    return 3
+}
+
+cmd_reset() {
+    if endpoint_is_external; then
+        log "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL points elsewhere (e.g. LocalStack); reset only applies to moto, skipping"
+        return 0
+    fi
+    healthy || die "moto is not running at $ENDPOINT (scripts/emulator.sh start)"
+    http_post "$ENDPOINT/moto-api/reset"
+    log "moto state reset"
+}
+
+cmd_env() {
+    local url="$ENDPOINT"
+    if endpoint_is_external; then
+        log "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL points elsewhere (e.g. LocalStack); keeping it"
+        url="$AWS_ENDPOINT_URL"
+    fi
+    printf 'export AWS_ENDPOINT_URL=%q\n' "$url"
+    echo "export AWS_REGION=us-east-1"
+    echo "export AWS_DEFAULT_REGION=us-east-1"
+    echo "export AWS_ACCESS_KEY_ID=test"
+    echo "export AWS_SECRET_ACCESS_KEY=test"
+}
+
+usage() {
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+case "${1:-}" in
+    install) cmd_install ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    reset) cmd_reset ;;
+    env) cmd_env ;;
+    *) usage ;;
+esac

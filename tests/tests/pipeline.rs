@@ -1,0 +1,219 @@
+//! End to end on the AWS emulator: submit through the real API handler, real SQS
+//! queues to the sandbox provider over HTTP, signed callbacks back through the
+//! webhook handler into DynamoDB.
+
+use dispatch_local::sandbox::numbers;
+use dispatch_tests::harness::{history, TestEnv};
+use serde_json::json;
+
+fn msg(to: &str) -> serde_json::Value {
+    json!({"to": to, "body": "Officers are on their way.", "category": "general"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_message_is_delivered_with_full_history() {
+    let env = TestEnv::start("delivered").await;
+    let (status, body) = env.submit(json!({"to": "(201) 555-0123", "body": "Reply with your location.", "category": "emergency_callback"}), None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["to"], "+12015550123", "national format normalised with the tenant's region");
+    assert_eq!(body["encoding"], "GSM-7");
+    assert_eq!(body["segments"], 1);
+    let id = body["id"].as_str().unwrap().to_string();
+    let m = env.wait_for(&id, "delivered", 20).await;
+    let applied: Vec<String> = history(&m).into_iter().filter(|(_, a)| *a).map(|(s, _)| s).collect();
+    assert_eq!(applied, ["accepted", "queued", "sending", "sent", "delivered"]);
+    assert_eq!(m["provider"], "sandbox-main");
+    assert!(m["provider_message_id"].as_str().unwrap().starts_with("sbx_"));
+    assert_eq!(m["priority"], true, "emergency callbacks ride the priority lane");
+    assert_eq!(env.sandbox.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sandbox_outcome_ends_in_the_right_state() {
+    let env = TestEnv::start("outcomes").await;
+    let cases = [
+        (numbers::UNDELIVERED, "undelivered"),
+        (numbers::INVALID_DESTINATION, "failed"),
+        (numbers::UNAVAILABLE_ONCE, "delivered"),
+        (numbers::RATE_LIMITED_ONCE, "delivered"),
+        (numbers::FAILED, "failed"),
+        (numbers::OUT_OF_ORDER, "delivered"),
+        (numbers::NO_RECEIPT, "sent"),
+    ];
+    let mut ids = Vec::new();
+    for (to, _) in cases {
+        let (status, body) = env.submit(msg(to), None).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    for ((to, want), id) in cases.iter().zip(&ids) {
+        let m = env.wait_for(id, want, 30).await;
+        match *to {
+            numbers::UNAVAILABLE_ONCE | numbers::RATE_LIMITED_ONCE => {
+                assert_eq!(m["attempts"], 2, "one failed attempt, one success: {m:#}");
+                assert!(history(&m).iter().any(|(s, a)| s == "retrying" && *a), "{m:#}");
+            }
+            numbers::INVALID_DESTINATION => {
+                assert_eq!(m["attempts"], 1, "permanent errors are not retried");
+                assert!(m["reason"].as_str().unwrap().contains("invalid_destination"), "{m:#}");
+            }
+            numbers::OUT_OF_ORDER => {
+                // The late `sent` and the duplicate `delivered` are recorded but not applied.
+                let h = history(&m);
+                assert!(h.iter().any(|(s, a)| s == "sent" && !*a) || h.iter().any(|(s, a)| s == "delivered" && !*a), "{h:?}");
+                assert_eq!(m["status"], "delivered");
+            }
+            _ => {}
+        }
+    }
+    // The message that never gets a receipt expires once its receipt window (2 s for
+    // `general` in the test tenant) has passed and the sweep runs.
+    let no_receipt = &ids[6];
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let report = env.sweep().await;
+    assert!(report.expired >= 1, "{report:?}");
+    let m = env.wait_for(no_receipt, "expired", 5).await;
+    assert!(m["reason"].as_str().unwrap().contains("delivery unknown"), "{m:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_resubmission_and_conflicting_reuse() {
+    let env = TestEnv::start("idem").await;
+    let (s1, first) = env.submit(msg("+12015550123"), Some("case-42")).await;
+    assert_eq!(s1, 202);
+    let (s2, again) = env.submit(msg("+12015550123"), Some("case-42")).await;
+    assert_eq!(s2, 200, "a repeat returns the first message");
+    assert_eq!(first["id"], again["id"]);
+    let (s3, conflict) = env.submit(json!({"to": "+12015550123", "body": "different", "category": "general"}), Some("case-42")).await;
+    assert_eq!(s3, 409);
+    assert_eq!(conflict["code"], "idempotency_key_reused");
+    env.wait_for(first["id"].as_str().unwrap(), "delivered", 20).await;
+    assert_eq!(env.sandbox.received().len(), 1, "only one message reached the provider");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_sqs_delivery_does_not_call_the_provider_twice() {
+    let env = TestEnv::start("dupsqs").await;
+    let (_, body) = env.submit(msg("+12015550123"), None).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    env.wait_for(&id, "delivered", 20).await;
+    // Replay the exact send job SQS would redeliver.
+    let job = dispatch_common::queue::SendJob {
+        message_id: id.parse().unwrap(),
+        tenant: env.tenant.clone(),
+        provider_id: "sandbox-main".into(),
+        from: "+447700900001".into(),
+        exclude: vec![],
+        priority: false,
+    };
+    let q = env.pipeline.deps.cfg.send_queue(dispatch_common::providers::ProviderKind::Sandbox, false).unwrap().to_string();
+    for _ in 0..2 {
+        env.pipeline.deps.queues.send(&q, &job, 0).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(env.sandbox.received().len(), 1, "redelivered jobs must not reach the provider");
+    let (_, m) = env.get(&id).await;
+    assert_eq!(m["status"], "delivered");
+    assert_eq!(m["attempts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_callback_leaves_state_unchanged() {
+    let env = TestEnv::start("forged").await;
+    let (_, body) = env.submit(msg(numbers::NO_RECEIPT), None).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    let m = env.wait_for(&id, "sent", 20).await;
+    let pmid = m["provider_message_id"].as_str().unwrap();
+    let payload = json!({"type": "message.status", "id": pmid, "client_ref": id, "status": "delivered", "error_code": null, "occurred_at": "2026-11-26T00:00:00.000Z"}).to_string();
+    let url = format!("{}/webhooks/sandbox/{}/sandbox-main?m={id}", env.pipeline.webhook_url(), env.tenant);
+    let now = chrono::Utc::now().timestamp();
+    let forged = dispatch_common::signatures::sandbox::signature_header(&[b"wrong-secret".as_slice()], now, payload.as_bytes());
+    let resp = env.http.post(&url).header("Sandbox-Signature", forged).body(payload.clone()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let unsigned = env.http.post(&url).body(payload.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let (_, m) = env.get(&id).await;
+    assert_eq!(m["status"], "sent", "a forged receipt must not change state");
+    // The genuine signature is accepted once, and a replay of it is refused.
+    let genuine = dispatch_common::signatures::sandbox::signature_header(
+        &[dispatch_tests::harness::SANDBOX_WEBHOOK_SECRET.as_bytes()],
+        now,
+        payload.as_bytes(),
+    );
+    let ok = env.http.post(&url).header("Sandbox-Signature", &genuine).body(payload.clone()).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let replay = env.http.post(&url).header("Sandbox-Signature", &genuine).body(payload).send().await.unwrap();
+    assert_eq!(replay.status().as_u16(), 401);
+    env.wait_for(&id, "delivered", 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_specific_errors_and_writes_nothing() {
+    let env = TestEnv::start("badinput").await;
+    let api = env.pipeline.api_url();
+    let cases: Vec<(serde_json::Value, u16, &str)> = vec![
+        (json!({"to": "+12015550123", "body": "x", "category": "gossip"}), 422, "unknown_category"),
+        (json!({"to": "not a number", "body": "x", "category": "general"}), 422, "not_a_number"),
+        (json!({"to": "+44740012345", "body": "x", "category": "general"}), 422, "invalid_number"),
+        (json!({"to": "+12015550123", "body": "   ", "category": "general"}), 422, "empty_body"),
+        (json!({"to": "+12015550123", "body": "x".repeat(160 * 4), "category": "general"}), 422, "too_many_segments"),
+        (json!({"to": "+12015550123", "body": "x", "category": "general", "colour": "red"}), 400, "invalid_json"),
+    ];
+    for (body, status, code) in cases {
+        let (s, b) = env.submit(body.clone(), None).await;
+        assert_eq!((s, b["code"].as_str().unwrap_or_default()), (status, code), "{body} -> {b}");
+        assert!(b["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let malformed = env.http.post(format!("{api}/v1/messages")).bearer_auth(&env.key).body("{not json").send().await.unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    let no_key = env.http.post(format!("{api}/v1/messages")).body(msg("+12015550123").to_string()).send().await.unwrap();
+    assert_eq!(no_key.status().as_u16(), 401);
+    let bad_key = env.http.post(format!("{api}/v1/messages")).bearer_auth("dsk_nope").body(msg("+12015550123").to_string()).send().await.unwrap();
+    assert_eq!(bad_key.status().as_u16(), 401);
+    // Nothing was written: no message items exist for this table.
+    let scan = env
+        .pipeline
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(env.pipeline.deps.store.table())
+        .filter_expression("#t = :m")
+        .expression_attribute_names("#t", "type")
+        .expression_attribute_values(":m", aws_sdk_dynamodb::types::AttributeValue::S("message".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scan.count, 0);
+    assert!(env.sandbox.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_not_enabled_for_the_platform_is_refused_with_the_gate_named() {
+    // The tenant opts into the sandbox, but this deployment enables no provider.
+    let env = TestEnv::start_with("platformgate", &[], |c| c).await;
+    let (status, body) = env.submit(msg("+12015550123"), None).await;
+    assert_eq!(status, 202);
+    let id = body["id"].as_str().unwrap().to_string();
+    // No send poller runs for a disabled provider; route must reject on its own.
+    let m = env.wait_for(&id, "rejected", 20).await;
+    let reason = m["reason"].as_str().unwrap();
+    assert!(reason.contains("sandbox-main") && reason.contains("PlatformOptIn"), "{reason}");
+    assert!(env.sandbox.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_never_see_each_others_messages() {
+    let a = TestEnv::start("tenanta").await;
+    let (_, body) = a.submit(msg("+12015550123"), None).await;
+    let id = body["id"].as_str().unwrap();
+    // A second tenant on the same deployment (same table) with its own key.
+    let other = dispatch_common::domain::TenantId::parse("other-tenant").unwrap();
+    let mut cfg = dispatch_tests::harness::sandbox_tenant("other-tenant", "dispatch/none");
+    cfg.tenant = other.clone();
+    dispatch_local::seed::put_tenant(&a.pipeline.deps, cfg).await.unwrap();
+    let other_key = dispatch_local::seed::create_key(&a.pipeline.deps, &other, dispatch_common::auth::Role::Admin).await.unwrap();
+    let resp = a.http.get(format!("{}/v1/messages/{id}", a.pipeline.api_url())).bearer_auth(&other_key).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404, "a foreign id answers exactly like a missing one");
+    let missing = a.http.get(format!("{}/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV", a.pipeline.api_url())).bearer_auth(&other_key).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+}
