@@ -189,6 +189,23 @@ fn error(status: u16, code: &str, message: &str) -> Response {
     http_server::json(status, &json!({"error": {"code": code, "message": message}}))
 }
 
+/// An error answer, kept small until it becomes a [`Response`].
+struct ApiError {
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn response(&self) -> Response {
+        error(self.status, self.code, &self.message)
+    }
+}
+
+fn bad(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError { status, code, message: message.into() }
+}
+
 fn now_iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -249,33 +266,33 @@ fn is_http_url(s: &str) -> bool {
 }
 
 /// Reads the JSON object body of an authenticated request, or the error to answer.
-fn json_object(state: &State, req: &Request) -> Result<Map<String, Value>, Response> {
+fn json_object(state: &State, req: &Request) -> Result<Map<String, Value>, ApiError> {
     if !authorized(state, req) {
-        return Err(error(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <api_key>)"));
+        return Err(bad(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <api_key>)"));
     }
     if !is_json(req) {
-        return Err(error(400, "invalid_request", "Content-Type must be application/json"));
+        return Err(bad(400, "invalid_request", "Content-Type must be application/json"));
     }
     match serde_json::from_slice::<Value>(&req.body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(error(400, "invalid_request", "body must be a JSON object")),
-        Err(_) => Err(error(400, "invalid_request", "body is not valid JSON")),
+        Ok(_) => Err(bad(400, "invalid_request", "body must be a JSON object")),
+        Err(_) => Err(bad(400, "invalid_request", "body is not valid JSON")),
     }
 }
 
-fn required_string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, Response> {
+fn required_string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiError> {
     match obj.get(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(Value::Null) | None => Err(error(400, "invalid_request", &format!("`{name}` is required"))),
-        Some(_) => Err(error(400, "invalid_request", &format!("`{name}` must be a string"))),
+        Some(Value::Null) | None => Err(bad(400, "invalid_request", format!("`{name}` is required"))),
+        Some(_) => Err(bad(400, "invalid_request", format!("`{name}` must be a string"))),
     }
 }
 
-fn optional_string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Response> {
+fn optional_string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ApiError> {
     match obj.get(name) {
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Null) | None => Ok(None),
-        Some(_) => Err(error(400, "invalid_request", &format!("`{name}` must be a string"))),
+        Some(_) => Err(bad(400, "invalid_request", format!("`{name}` must be a string"))),
     }
 }
 
@@ -345,7 +362,7 @@ fn script_for(to: &str) -> Script {
 fn send(state: &Arc<State>, req: Request) -> Response {
     let obj = match json_object(state, &req) {
         Ok(o) => o,
-        Err(resp) => return resp,
+        Err(e) => return e.response(),
     };
     let fields = (|| {
         let to = required_string(&obj, "to")?;
@@ -354,38 +371,38 @@ fn send(state: &Arc<State>, req: Request) -> Response {
         let from = optional_string(&obj, "from")?;
         let client_ref = optional_string(&obj, "client_ref")?;
         if !is_e164(to) {
-            return Err(error(400, "invalid_request", "`to` must be + followed by 2-15 digits"));
+            return Err(bad(400, "invalid_request", "`to` must be + followed by 2-15 digits"));
         }
         if !is_http_url(callback_url) {
-            return Err(error(400, "invalid_request", "`callback_url` must be an absolute http(s) URL"));
+            return Err(bad(400, "invalid_request", "`callback_url` must be an absolute http(s) URL"));
         }
         let media: Vec<String> = match obj.get("media_urls") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => {
                 let urls: Option<Vec<String>> =
                     items.iter().map(|v| v.as_str().filter(|u| is_http_url(u)).map(str::to_string)).collect();
-                urls.ok_or_else(|| error(400, "invalid_request", "`media_urls` must be absolute http(s) URLs"))?
+                urls.ok_or_else(|| bad(400, "invalid_request", "`media_urls` must be absolute http(s) URLs"))?
             }
-            Some(_) => return Err(error(400, "invalid_request", "`media_urls` must be an array")),
+            Some(_) => return Err(bad(400, "invalid_request", "`media_urls` must be an array")),
         };
         if media.len() > MAX_MEDIA {
-            return Err(error(400, "invalid_request", &format!("at most {MAX_MEDIA} media_urls")));
+            return Err(bad(400, "invalid_request", format!("at most {MAX_MEDIA} media_urls")));
         }
         if body.is_empty() && media.is_empty() {
-            return Err(error(400, "invalid_request", "`body` is empty and there is no media"));
+            return Err(bad(400, "invalid_request", "`body` is empty and there is no media"));
         }
         let validity = match obj.get("validity_secs") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64().filter(|n| *n > 0 && *n <= u64::from(u32::MAX)) {
                 Some(n) => Some(n),
-                None => return Err(error(400, "invalid_request", "`validity_secs` must be a positive integer")),
+                None => return Err(bad(400, "invalid_request", "`validity_secs` must be a positive integer")),
             },
         };
         Ok((to, body, callback_url, from, client_ref, media, validity))
     })();
     let (to, body, callback_url, from, client_ref, media, validity) = match fields {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(e) => return e.response(),
     };
 
     let first_time = |number: &str| {
@@ -453,7 +470,7 @@ fn send(state: &Arc<State>, req: Request) -> Response {
 fn inbound(state: &Arc<State>, req: Request) -> Response {
     let obj = match json_object(state, &req) {
         Ok(o) => o,
-        Err(resp) => return resp,
+        Err(e) => return e.response(),
     };
     let fields = (|| {
         let from = required_string(&obj, "from")?;
@@ -461,12 +478,12 @@ fn inbound(state: &Arc<State>, req: Request) -> Response {
         let callback_url = required_string(&obj, "callback_url")?;
         let text = optional_string(&obj, "text")?.unwrap_or("");
         if !is_e164(from) || !is_e164(to) {
-            return Err(error(400, "invalid_request", "`from` and `to` must be + followed by 2-15 digits"));
+            return Err(bad(400, "invalid_request", "`from` and `to` must be + followed by 2-15 digits"));
         }
         if !is_http_url(callback_url) {
-            return Err(error(400, "invalid_request", "`callback_url` must be an absolute http(s) URL"));
+            return Err(bad(400, "invalid_request", "`callback_url` must be an absolute http(s) URL"));
         }
-        let bad_media = || error(400, "invalid_request", "`media` must be [{\"url\":\"http(s)://...\",\"content_type\":\"...\"}]");
+        let bad_media = || bad(400, "invalid_request", "`media` must be [{\"url\":\"http(s)://...\",\"content_type\":\"...\"}]");
         let media: Vec<Value> = match obj.get("media") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => {
@@ -485,13 +502,13 @@ fn inbound(state: &Arc<State>, req: Request) -> Response {
             Some(_) => return Err(bad_media()),
         };
         if media.len() > MAX_MEDIA {
-            return Err(error(400, "invalid_request", &format!("at most {MAX_MEDIA} media items")));
+            return Err(bad(400, "invalid_request", format!("at most {MAX_MEDIA} media items")));
         }
         Ok((from, to, callback_url, text, media))
     })();
     let (from, to, callback_url, text, media) = match fields {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(e) => return e.response(),
     };
 
     let id = new_id(state, "sbx_in_");
