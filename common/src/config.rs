@@ -22,6 +22,8 @@ pub struct PlatformConfig {
     pub secrets_ttl: Duration,
     /// Per-request timeout for provider API calls.
     pub provider_timeout: Duration,
+    /// Dead-letter queues the retry function surfaces: (name, URL).
+    pub dead_letter_queues: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +78,22 @@ impl PlatformConfig {
             webhook_base_url: get("WEBHOOK_BASE_URL").unwrap_or_default().trim_end_matches('/').to_string(),
             secrets_ttl: secs("SECRETS_TTL_SECS", 300)?,
             provider_timeout: secs("PROVIDER_TIMEOUT_SECS", 10)?,
+            dead_letter_queues: dead_letter_queues(&get),
         })
     }
 
     pub fn send_queue(&self, kind: ProviderKind, priority: bool) -> Option<&str> {
         self.send_queues.get(&kind).map(|q| if priority { q.priority.as_str() } else { q.standard.as_str() })
     }
+}
+
+fn dead_letter_queues(get: &impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let mut names = vec!["ROUTE_DLQ_URL".to_string(), "TENANT_CALLBACK_DLQ_URL".to_string()];
+    names.extend(ProviderKind::ALL.iter().map(|k| format!("SEND_DLQ_URL_{}", env_suffix(*k))));
+    names
+        .into_iter()
+        .filter_map(|n| get(&n).filter(|v| !v.is_empty()).map(|v| (n.trim_end_matches("_URL").to_string(), v)))
+        .collect()
 }
 
 /// `vonage-sms` → `VONAGE_SMS`.

@@ -4,6 +4,7 @@
 //! themselves. Each Lambda `main.rs` only wires these together.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;

@@ -121,9 +121,18 @@ pub struct DeliveryRules {
     pub validity_secs: BTreeMap<String, u32>,
     #[serde(default = "default_validity")]
     pub default_validity_secs: u32,
-    /// Seconds after `sent` by which a delivery receipt is expected, per category.
+    /// Seconds after `sent` by which a delivery receipt is expected, per category;
+    /// when it passes without one the sweep raises an escalation (phone instead).
     #[serde(default)]
     pub delivery_deadline_secs: BTreeMap<String, u32>,
+    /// Seconds after `sent` after which a message with no receipt at all becomes
+    /// `expired` ("delivery unknown").
+    #[serde(default = "default_receipt_window")]
+    pub receipt_window_secs: u32,
+}
+
+fn default_receipt_window() -> u32 {
+    6 * 3600
 }
 
 fn default_max_segments() -> u32 {
@@ -142,6 +151,7 @@ impl Default for DeliveryRules {
             validity_secs: BTreeMap::new(),
             default_validity_secs: default_validity(),
             delivery_deadline_secs: BTreeMap::new(),
+            receipt_window_secs: default_receipt_window(),
         }
     }
 }
@@ -244,8 +254,8 @@ impl TenantConfig {
             if !ids.insert(p.id.as_str()) {
                 err(format!("providers[{i}].id"), "duplicate provider id");
             }
-            if p.secret_id.trim().is_empty() {
-                err(format!("providers[{i}].secret_id"), "name the Secrets Manager secret with this account's credentials");
+            if !p.secret_id.starts_with("dispatch/") || p.secret_id.len() <= "dispatch/".len() {
+                err(format!("providers[{i}].secret_id"), "name the Secrets Manager secret with this account's credentials; it must start with dispatch/ (the functions may read nothing else)");
             }
         }
         for (i, s) in self.senders.iter().enumerate() {
@@ -294,6 +304,11 @@ impl TenantConfig {
         }
         if self.retry.max_attempts == 0 || self.retry.attempts_per_provider == 0 {
             err("retry".into(), "max_attempts and attempts_per_provider must be at least 1");
+        }
+        // Each attempt is a route + send invocation chained through SQS; AWS stops a
+        // chain after 16 invocations (recursive loop detection), so keep well below.
+        if self.retry.max_attempts > 6 {
+            err("retry.max_attempts".into(), "at most 6 (longer chains trip Lambda's recursive loop detection)");
         }
         if let Some(cb) = &self.callback {
             match url::Url::parse(&cb.url) {
@@ -529,3 +544,7 @@ fn pick_sender(cfg: &TenantConfig, pid: &str, f: &RouteFacts<'_>) -> Option<Send
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tenant_tests.rs"]
+mod tests;

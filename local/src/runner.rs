@@ -10,7 +10,7 @@ use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use dispatch_common::aws::Clients;
 use dispatch_common::config::{env_suffix, PlatformConfig};
-use dispatch_common::handlers::{api, retry, route, send, webhook, Deps};
+use dispatch_common::handlers::{api, callbacks, retry, route, send, webhook, Deps};
 use dispatch_common::providers::ProviderKind;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -106,7 +106,14 @@ impl Pipeline {
         .await
         .context("binding the webhook address")?;
 
+        // One configuration serves every handler here, so take the union of the
+        // functions' environments (the retry function adds the DLQ URLs).
         let mut env = provisioned.env.clone();
+        for f in provisioned.functions.values() {
+            for (k, v) in &f.env {
+                env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         env.insert("WEBHOOK_BASE_URL".into(), webhook.base_url());
         env.insert("ENABLED_PROVIDERS".into(), enabled.join(","));
         env.extend(opts.extra_env.clone());
@@ -135,6 +142,17 @@ impl Pipeline {
                 Box::pin(async move { route::handle_batch(&deps, ev).await })
             }
         }));
+        // Tenant callback consumer (the retry function's SQS event source).
+        if !deps.cfg.tenant_callback_queue_url.is_empty() {
+            let url = deps.cfg.tenant_callback_queue_url.clone();
+            tasks.push(spawn_poller(clients.clone(), url, stop.clone(), {
+                let deps = deps.clone();
+                move |ev| {
+                    let deps = deps.clone();
+                    Box::pin(async move { callbacks::handle_batch(&deps, ev).await })
+                }
+            }));
+        }
         // One send consumer per enabled provider and lane, as each provider's send
         // function has two event source mappings.
         for kind in &opts.enabled_providers {

@@ -53,6 +53,8 @@ pub const CALLBACK_ATTEMPTS: u32 = 5;
 pub const CALLBACK_BACKOFF: Duration = Duration::from_millis(200);
 /// Most media items in one message, as the sandbox adapter advertises.
 pub const MAX_MEDIA: usize = 10;
+/// Entries kept for `received()` / `GET /sandbox/messages`; the oldest go first.
+pub const MAX_RECORDS: usize = 10_000;
 
 /// A 2×2 RGB PNG (valid signature, IHDR/IDAT/IEND with correct CRCs).
 pub const MEDIA_PNG: &[u8] = &[
@@ -183,6 +185,14 @@ fn url_for(addr: SocketAddr) -> String {
         ip => ip,
     };
     format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn record(state: &State, entry: Value) {
+    let mut list = state.received.lock().expect("received lock");
+    if list.len() >= MAX_RECORDS {
+        list.remove(0);
+    }
+    list.push(entry);
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {
@@ -424,7 +434,7 @@ fn send(state: &Arc<State>, req: Request) -> Response {
     };
 
     let received_at = now_iso(Utc::now());
-    let mut record = json!({
+    let mut entry = json!({
         "direction": "outbound",
         "id": null,
         "to": to,
@@ -438,9 +448,9 @@ fn send(state: &Arc<State>, req: Request) -> Response {
     });
 
     if let Some((status, code, message, retry_after)) = refusal {
-        record["outcome"] = json!(code);
-        record["http_status"] = json!(status);
-        state.received.lock().expect("received lock").push(record);
+        entry["outcome"] = json!(code);
+        entry["http_status"] = json!(status);
+        record(state, entry);
         let mut resp = error(status, code, message);
         if let Some(secs) = retry_after {
             resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
@@ -450,11 +460,11 @@ fn send(state: &Arc<State>, req: Request) -> Response {
 
     let id = new_id(state, "sbx_");
     let segments = segments(body, !media.is_empty());
-    record["id"] = json!(id);
-    record["outcome"] = json!("accepted");
-    record["http_status"] = json!(202);
-    record["segments"] = json!(segments);
-    state.received.lock().expect("received lock").push(record);
+    entry["id"] = json!(id);
+    entry["outcome"] = json!("accepted");
+    entry["http_status"] = json!(202);
+    entry["segments"] = json!(segments);
+    record(state, entry);
 
     let task = run_status_callbacks(
         state.clone(),
@@ -522,7 +532,7 @@ fn inbound(state: &Arc<State>, req: Request) -> Response {
         "media": media,
         "received_at": received_at,
     });
-    state.received.lock().expect("received lock").push(json!({
+    record(state, json!({
         "direction": "inbound",
         "id": id,
         "from": from,

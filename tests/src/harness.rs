@@ -48,7 +48,7 @@ pub fn sandbox_tenant(tenant: &str, secret_id: &str) -> TenantConfig {
         "providers": [{"id": "sandbox-main", "kind": "sandbox", "secret_id": secret_id}],
         "senders": [{"sender": "+12015550100", "provider": "sandbox-main"}],
         "routing": [{"name": "everything", "match": {}, "providers": ["sandbox-main"]}],
-        "delivery": {"max_segments": 3, "delivery_deadline_secs": {"general": 2}},
+        "delivery": {"max_segments": 3, "receipt_window_secs": 2},
         "retry": {"base_backoff_secs": 1, "max_backoff_secs": 2, "attempts_per_provider": 3, "max_attempts": 4}
     }))
     .expect("valid tenant json")

@@ -65,34 +65,10 @@ impl Receiver {
     }
 }
 
-/// A valid number the `OutboundMessage` carries when the recipient is one of the
-/// documented sandbox numbers.
+/// A valid number with the default (delivered) outcome.
 const STAND_IN: &str = "+447400123456";
 
-/// An outbound message plus the recipient to put on the wire.
-///
-/// The documented outcome numbers are in Ofcom's drama range (+44 7700 900xxx), which
-/// libphonenumber deliberately treats as invalid, so `E164::parse` refuses them and an
-/// `OutboundMessage` cannot hold them. For those, the message carries [`STAND_IN`] and
-/// the built request's JSON `to` is swapped for the documented number just before
-/// `execute`; everything else (auth, URL, body, parsing) is the adapter's own.
-struct Msg {
-    msg: OutboundMessage,
-    wire_to: Option<String>,
-}
-
-impl std::ops::Deref for Msg {
-    type Target = OutboundMessage;
-    fn deref(&self) -> &OutboundMessage {
-        &self.msg
-    }
-}
-
-impl Msg {
-    fn to(&self) -> &str {
-        self.wire_to.as_deref().unwrap_or(self.msg.to.as_str())
-    }
-}
+type Msg = OutboundMessage;
 
 struct Harness {
     sandbox: SandboxProvider,
@@ -118,33 +94,22 @@ impl Harness {
         Harness { sandbox, receiver, creds, client: http::client(Duration::from_secs(5)) }
     }
 
-    /// A message for `to`. See [`Msg`] for why the documented numbers travel beside
-    /// the `OutboundMessage` rather than in it.
+    /// A message for `to` (every documented sandbox number is valid E.164).
     fn message(&self, to: &str, media: Vec<String>) -> Msg {
-        let parsed = E164::parse(to, None);
-        let msg = OutboundMessage {
+        OutboundMessage {
             id: MessageId::new(),
             kind: if media.is_empty() { MessageKind::Sms } else { MessageKind::Mms },
-            to: parsed.clone().unwrap_or_else(|_| E164::parse(STAND_IN, None).expect("stand-in is valid")),
+            to: E164::parse(to, None).expect("sandbox numbers are valid E.164"),
             from: SenderId::Alphanumeric("CityAlerts".into()),
             body: "Flood warning: move to higher ground.".into(),
             media_urls: media,
             status_callback_url: self.receiver.callback_url(),
             validity_secs: Some(3600),
-        };
-        Msg { msg, wire_to: if parsed.is_ok() { None } else { Some(to.to_string()) } }
+        }
     }
 
-    /// The adapter's request for `m`, with the documented recipient on the wire.
     fn build(&self, m: &Msg) -> Result<ProviderRequest, SendError> {
-        let mut req = SandboxAdapter.build_send(&self.creds, &m.msg)?;
-        if let Some(to) = &m.wire_to {
-            let mut body: Value = serde_json::from_slice(&req.body).unwrap();
-            assert_eq!(body["to"], m.msg.to.as_str(), "the adapter puts the recipient in `to`");
-            body["to"] = json!(to);
-            req.body = serde_json::to_vec(&body).unwrap();
-        }
-        Ok(req)
+        SandboxAdapter.build_send(&self.creds, m)
     }
 
     /// One attempt through the adapter and the shared HTTP executor.
@@ -261,7 +226,6 @@ async fn any_valid_number_goes_through_untouched_and_is_delivered() {
     // No stand-in here: the request is exactly what the adapter built.
     let h = Harness::start().await;
     let msg = h.message(STAND_IN, vec![]);
-    assert!(msg.wire_to.is_none());
     let r = h.attempt(&msg).await;
     let accepted = assert_accepted(&r);
     let updates = h.await_updates(&msg, 2).await;
@@ -419,8 +383,8 @@ async fn all_documented_numbers_in_one_run() {
     for ((msg, expected), n) in sent.iter().zip(expected_callbacks) {
         let Some(expected) = expected else { continue };
         let updates = h.await_updates(msg, n).await;
-        assert_eq!(updates.len(), n, "{}", msg.to());
-        assert_eq!(final_state(&updates).0, *expected, "{}", msg.to());
+        assert_eq!(updates.len(), n, "{}", msg.to);
+        assert_eq!(final_state(&updates).0, *expected, "{}", msg.to);
     }
     assert_eq!(h.sandbox.callbacks_sent(), expected_callbacks.iter().sum::<usize>());
 }
@@ -445,7 +409,7 @@ async fn unreachable_receiver_is_given_up_on() {
     // A port nothing listens on (bound, then released).
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut msg = h.message(numbers::FAILED, vec![]);
-    msg.msg.status_callback_url = format!("http://{dead}/webhooks/sandbox");
+    msg.status_callback_url = format!("http://{dead}/webhooks/sandbox");
     assert_accepted(&h.attempt(&msg).await);
     let deadline = Instant::now() + Duration::from_secs(10);
     while h.sandbox.callbacks_abandoned() < 1 {

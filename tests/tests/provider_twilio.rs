@@ -3,14 +3,14 @@
 //! Twilio's shapes (or as scripted), and a loopback receiver captures the fake's signed
 //! callbacks exactly as they arrive, which the adapter then verifies and parses.
 
-use dispatch_common::domain::{DeliveryStatus, MessageId, MessageKind, SenderId, E164};
+use dispatch_common::domain::{DeliveryStatus, E164, MessageId, MessageKind, SenderId};
 use dispatch_common::providers::twilio::TwilioAdapter;
 use dispatch_common::providers::{
-    http, Callback, Credentials, OutboundMessage, ProviderAdapter, SendAccepted, SendError,
+    Callback, Credentials, OutboundMessage, ProviderAdapter, SendAccepted, SendError, http,
 };
 use dispatch_common::signatures::{VerifyError, WebhookRequest};
 use dispatch_local::http_server::{self, Server};
-use dispatch_tests::fakes::twilio::{FakeOutcome, FakeTwilio, Forgery, ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID};
+use dispatch_tests::fakes::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeOutcome, FakeTwilio, Forgery, MESSAGING_SERVICE_SID};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,10 +122,15 @@ async fn messaging_service_and_mms() {
 async fn rate_limit_is_transient_with_retry_after() {
     let fake = FakeTwilio::start().await;
     fake.script(vec![FakeOutcome::RateLimited(7)]);
-    let err = send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_secs(5)).await.unwrap_err();
+    let err =
+        send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(
         err,
-        SendError::Transient { code: Some("20429".into()), message: "Too Many Requests".into(), retry_after_secs: Some(7) }
+        SendError::Transient {
+            code: Some("20429".into()),
+            message: "Too Many Requests".into(),
+            retry_after_secs: Some(7)
+        }
     );
     // The next send (queue empty) is accepted.
     assert!(send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_secs(5)).await.is_ok());
@@ -136,7 +141,9 @@ async fn server_errors_are_transient() {
     let fake = FakeTwilio::start().await;
     fake.script(vec![FakeOutcome::ServerError(500), FakeOutcome::ServerError(503)]);
     for code in ["20500", "20503"] {
-        let err = send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_secs(5)).await.unwrap_err();
+        let err = send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(err.is_transient(), "{err}");
         assert_eq!(err.code(), Some(code));
     }
@@ -189,7 +196,9 @@ async fn fake_validates_like_twilio() {
 async fn timeout_is_transient() {
     let fake = FakeTwilio::start().await;
     fake.script(vec![FakeOutcome::Timeout(Duration::from_secs(3))]);
-    let e = send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_millis(300)).await.unwrap_err();
+    let e = send(&fake.credentials(false), &message(MessageKind::Sms, &[], ""), Duration::from_millis(300))
+        .await
+        .unwrap_err();
     assert!(matches!(&e, SendError::Transient { code: Some(c), .. } if c == "timeout"), "{e}");
 }
 
@@ -261,7 +270,10 @@ async fn signed_inbound_mms_verifies_and_parses() {
     let got = rx.take_last();
     assert_eq!(TwilioAdapter.verify_callback(&fake.credentials(false), &got, now()), Ok(()));
     let Callback::Inbound(m) = TwilioAdapter.parse_callback(&got).unwrap() else { panic!("inbound expected") };
-    assert_eq!((m.from.as_str(), m.to.as_str(), m.text.as_str()), ("+12015550123", "+12015550100", "Photo of the flooding"));
+    assert_eq!(
+        (m.from.as_str(), m.to.as_str(), m.text.as_str()),
+        ("+12015550123", "+12015550100", "Photo of the flooding")
+    );
     assert_eq!(m.media.len(), 1);
     assert_eq!(m.media[0].content_type.as_deref(), Some("image/jpeg"));
     assert!(m.provider_message_id.starts_with("MM"));

@@ -334,7 +334,9 @@ mod tests {
         assert_eq!(parts.concat(), body, "split loses nothing");
         if parts.len() > 1 {
             for p in &parts {
-                assert!(units_in(info.encoding, p) <= info.encoding.multipart_segment_units() as usize);
+                assert!(
+                    units_in(info.encoding, p) <= info.encoding.multipart_segment_units() as usize
+                );
             }
         }
         info
@@ -417,7 +419,11 @@ mod tests {
             let want = exp["parts"].as_array().unwrap();
             assert_eq!(parts.len(), want.len(), "{id}");
             for (i, (p, w)) in parts.iter().zip(want).enumerate() {
-                assert_eq!(p.chars().count() as u64, w["chars"].as_u64().unwrap(), "{id} part {i} chars");
+                assert_eq!(
+                    p.chars().count() as u64,
+                    w["chars"].as_u64().unwrap(),
+                    "{id} part {i} chars"
+                );
                 // split-sms counts UCS-2 parts in bytes (2 per UTF-16 unit); we count units.
                 let units = units_in(info.encoding, p) as u64;
                 let want_units = match info.encoding {
@@ -432,7 +438,10 @@ mod tests {
     #[test]
     fn gsm_single_segment_boundary() {
         let info = check(&"a".repeat(160));
-        assert_eq!((info.encoding, info.segments, info.units, info.chars), (Encoding::Gsm7, 1, 160, 160));
+        assert_eq!(
+            (info.encoding, info.segments, info.units, info.chars),
+            (Encoding::Gsm7, 1, 160, 160)
+        );
         let info = check(&"a".repeat(161));
         assert_eq!((info.segments, info.units), (2, 161));
         assert_eq!(split(&"a".repeat(161)).iter().map(String::len).collect::<Vec<_>>(), [153, 8]);
@@ -475,7 +484,10 @@ mod tests {
         assert_eq!((info.encoding, info.segments, info.units), (Encoding::Ucs2, 1, 70));
         let info = check(&"☃".repeat(71));
         assert_eq!((info.segments, info.units), (2, 71));
-        assert_eq!(split(&"☃".repeat(71)).iter().map(|p| p.chars().count()).collect::<Vec<_>>(), [67, 4]);
+        assert_eq!(
+            split(&"☃".repeat(71)).iter().map(|p| p.chars().count()).collect::<Vec<_>>(),
+            [67, 4]
+        );
         // 35 emoji = 70 units: one segment; 36 = 72: multipart, 33 per segment (66 units).
         assert_eq!(check(&"😀".repeat(35)).segments, 1);
         let info = check(&"😀".repeat(36));
@@ -502,7 +514,10 @@ mod tests {
     #[test]
     fn ascii_non_gsm_and_empty() {
         let info = check("");
-        assert_eq!((info.encoding, info.segments, info.units, info.chars), (Encoding::Gsm7, 1, 0, 0));
+        assert_eq!(
+            (info.encoding, info.segments, info.units, info.chars),
+            (Encoding::Gsm7, 1, 0, 0)
+        );
         assert_eq!(split(""), vec![String::new()]);
         // Backtick and tab are ASCII but not GSM-7.
         assert_eq!(check("`").encoding, Encoding::Ucs2);
@@ -552,7 +567,12 @@ mod tests {
                 acc = acc.wrapping_add(analyse(std::hint::black_box(body)).segments);
             }
             let secs = t.elapsed().as_secs_f64();
-            println!("{:>12.0} msg/s  ({} chars, {:?}) acc={acc}", f64::from(n) / secs, body.chars().count(), analyse(body).encoding);
+            println!(
+                "{:>12.0} msg/s  ({} chars, {:?}) acc={acc}",
+                f64::from(n) / secs,
+                body.chars().count(),
+                analyse(body).encoding
+            );
         }
     }
 }

@@ -104,6 +104,10 @@ pub struct Message {
     pub to: E164,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<SenderId>,
+    /// True when the workflow asked for `from`; otherwise routing chose it (and may
+    /// choose another on failover).
+    #[serde(default)]
+    pub sender_requested: bool,
     /// The text. Redacted (set to `None`, `body_sha256` kept) by the retention job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -146,6 +150,9 @@ pub struct Message {
     pub next_attempt_at: Option<String>,
     /// When the message stops being worth delivering.
     pub expires_at: String,
+    /// When the sweep raised a missed-delivery-deadline escalation, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<String>,
 }
 
 /// Which part of the system produced an event.

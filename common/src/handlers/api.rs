@@ -6,6 +6,8 @@
 //! - `GET|PUT /v1/admin/config` — the caller's tenant configuration (admin)
 //! - `POST /v1/admin/keys` — create an API key for the caller's tenant (admin)
 //! - `POST /v1/admin/route/explain` — routing decision and gate verdicts, no send (admin)
+//! - `GET  /v1/escalations`, `POST /v1/escalations/{message_id}/ack` — missed delivery
+//!   deadlines for operators to act on
 
 use super::Deps;
 use crate::auth::{authenticate, Caller, Role};
@@ -69,7 +71,23 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
         ("PUT", ["v1", "admin", "config"]) => put_config(deps, req, &caller, now).await,
         ("POST", ["v1", "admin", "keys"]) => create_key(deps, req, &caller, now).await,
         ("POST", ["v1", "admin", "route", "explain"]) => explain(deps, req, &caller).await,
-        (_, ["v1", "messages"]) | (_, ["v1", "messages", _]) | (_, ["v1", "admin", ..]) => {
+        ("GET", ["v1", "escalations"]) => {
+            require(caller.role.can_operate() || caller.role == Role::Auditor, "operator, auditor or admin")?;
+            let list = deps.store.list_escalations(&caller.tenant).await.map_err(store_err)?;
+            let open: Vec<_> = list.iter().filter(|e| e.acknowledged_at.is_none()).collect();
+            Ok((200, json!({"open": open, "all": list})))
+        }
+        ("POST", ["v1", "escalations", id, "ack"]) => {
+            require(caller.role.can_operate(), "operator or admin")?;
+            let Ok(id) = id.parse::<MessageId>() else { return Err(ApiError::not_found("escalation")) };
+            let e = deps.store.ack_escalation(&caller.tenant, id, &caller.key_id, now).await.map_err(|e| match e {
+                StoreError::NotFound => ApiError::not_found("escalation"),
+                StoreError::Conflict => ApiError::conflict("already_acknowledged", "This escalation was already acknowledged."),
+                other => store_err(other),
+            })?;
+            Ok((200, serde_json::to_value(e).unwrap_or_default()))
+        }
+        (_, ["v1", "messages"]) | (_, ["v1", "messages", _]) | (_, ["v1", "admin", ..]) | (_, ["v1", "escalations", ..]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method} is not supported on {path}.")))
         }
         _ => Err(ApiError::new(404, "no_such_route", format!("There is no endpoint at {path}."))),
@@ -228,6 +246,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         kind: v.kind,
         category: v.category.clone(),
         to: v.to,
+        sender_requested: v.from.is_some(),
         from: v.from,
         body_sha256: hex::encode(Sha256::digest(v.body.as_bytes())),
         body: Some(v.body),
@@ -251,6 +270,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         completed_at: None,
         next_attempt_at: Some(iso8601(now + chrono::Duration::seconds(ACCEPTED_GRACE_SECS))),
         expires_at: iso8601(now + chrono::Duration::seconds(i64::from(validity))),
+        escalated_at: None,
     };
     let first = MessageEvent {
         at: iso8601(now),

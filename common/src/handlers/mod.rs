@@ -2,6 +2,7 @@
 //! once per instance and hands events to one of these modules.
 
 pub mod api;
+pub mod callbacks;
 pub mod route;
 pub mod send;
 pub mod webhook;
@@ -67,6 +68,20 @@ impl Deps {
         let cfg = Arc::new(cfg);
         self.tenants.lock().expect("tenant cache").insert(t.clone(), (Instant::now(), cfg.clone()));
         Ok(Some(cfg))
+    }
+
+    /// Proposes a state change (see [`DynamoStore::transition`]) and, when it is
+    /// applied, queues the tenant's status callback.
+    pub async fn apply(
+        &self,
+        id: crate::domain::MessageId,
+        change: crate::store::Change<'_>,
+    ) -> Result<crate::store::TransitionOutcome, StoreError> {
+        let out = self.store.transition(id, change, self.clock.now()).await?;
+        if let crate::store::TransitionOutcome::Applied(m) = &out {
+            callbacks::enqueue(self, m, callbacks::status_body(m, self.clock.now())).await;
+        }
+        Ok(out)
     }
 
     /// Forgets cached tenant configs (after an admin change in this instance).

@@ -1,21 +1,24 @@
-//! The `retry` function, fired by an EventBridge schedule: sweeps messages whose due
-//! time passed and moves each one on, so nothing is left behind by a crash, a lost
-//! queue message or a receipt that never came.
+//! The `retry` function. Fired every minute by an EventBridge schedule, it sweeps
+//! messages whose due time passed and moves each one on, so nothing is left behind by
+//! a crash, a lost queue message or a receipt that never came; it also surfaces
+//! dead-lettered jobs. As an SQS consumer it delivers tenant status callbacks
+//! ([`super::callbacks`]).
 //!
 //! | status past due | action |
 //! |---|---|
 //! | `accepted`, `queued` | re-queue a route job (route and send are idempotent) |
 //! | `sending` | the attempt was interrupted (crash after claim): `retrying`, re-route |
 //! | `retrying` | a backoff longer than SQS's 15-minute delay ended: re-route |
-//! | `sent` | no receipt within the window: `expired` ("delivery unknown") |
+//! | `sent`, category has a delivery deadline, not yet escalated | raise an escalation (stored, and sent to the tenant's callback URL) so an operator phones instead; wait for the receipt window |
+//! | `sent`, otherwise | no receipt within the receipt window: `expired` ("delivery unknown") |
 //! | any, past `expires_at` | `expired` |
 
 use super::Deps;
 use crate::domain::message::{EventSource, Message};
-use crate::domain::DeliveryStatus;
+use crate::domain::{DeliveryStatus, MessageId};
 use crate::error::ProcessingError;
 use crate::queue::RouteJob;
-use crate::store::{Change, TransitionOutcome};
+use crate::store::{Change, Escalation, TransitionOutcome};
 use crate::time::{iso8601, parse_iso8601};
 use serde::Serialize;
 
@@ -26,7 +29,9 @@ const REQUEUE_GRACE_SECS: i64 = 300;
 pub struct SweepReport {
     pub examined: usize,
     pub requeued: usize,
+    pub escalated: usize,
     pub expired: usize,
+    pub dead_lettered: usize,
     pub errors: usize,
 }
 
@@ -37,6 +42,7 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ProcessingError> {
     for m in due {
         match sweep_one(deps, &m).await {
             Ok(Action::Requeued) => report.requeued += 1,
+            Ok(Action::Escalated) => report.escalated += 1,
             Ok(Action::Expired) => report.expired += 1,
             Ok(Action::None) => {}
             Err(e) => {
@@ -45,14 +51,18 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ProcessingError> {
             }
         }
     }
-    if report.examined > 0 {
-        tracing::info!(examined = report.examined, requeued = report.requeued, expired = report.expired, errors = report.errors, "sweep");
+    if std::env::var("DLQ_POLICY").map(|p| p != "hold").unwrap_or(true) {
+        report.dead_lettered = surface_dead_letters(deps).await;
+    }
+    if report != SweepReport::default() {
+        tracing::info!(?report, "sweep");
     }
     Ok(report)
 }
 
 enum Action {
     Requeued,
+    Escalated,
     Expired,
     None,
 }
@@ -65,27 +75,32 @@ async fn sweep_one(deps: &Deps, m: &Message) -> Result<Action, ProcessingError> 
         } else {
             "validity period passed before the message could be sent"
         };
-        deps.store.transition(m.id, Change::to(DeliveryStatus::Expired, EventSource::Retry).reason(reason), now).await?;
+        deps.apply(m.id, Change::to(DeliveryStatus::Expired, EventSource::Retry).reason(reason)).await?;
         return Ok(Action::Expired);
     }
     let next_due = iso8601(now + chrono::Duration::seconds(REQUEUE_GRACE_SECS));
     match m.status {
         DeliveryStatus::Sent => {
-            deps.store
-                .transition(
-                    m.id,
-                    Change::to(DeliveryStatus::Expired, EventSource::Retry)
-                        .reason("no delivery receipt within the receipt window (delivery unknown)"),
-                    now,
-                )
-                .await?;
+            let cfg = deps.tenant(&m.tenant).await?;
+            let deadline = cfg.as_ref().and_then(|c| c.delivery.delivery_deadline_secs.get(m.category.as_str()).copied());
+            if let (Some(deadline), None) = (deadline, &m.escalated_at) {
+                let window = cfg.as_ref().map(|c| c.delivery.receipt_window_secs).unwrap_or(6 * 3600);
+                escalate(deps, m, deadline, window).await?;
+                return Ok(Action::Escalated);
+            }
+            deps.apply(
+                m.id,
+                Change::to(DeliveryStatus::Expired, EventSource::Retry)
+                    .reason("no delivery receipt within the receipt window (delivery unknown)"),
+            )
+            .await?;
             Ok(Action::Expired)
         }
         DeliveryStatus::Sending => {
             let change = Change::to(DeliveryStatus::Retrying, EventSource::Retry)
                 .reason("send attempt was interrupted (no outcome recorded); retrying")
                 .edit(move |n: &mut Message| n.next_attempt_at = Some(next_due));
-            if let TransitionOutcome::Applied(m) = deps.store.transition(m.id, change, now).await? {
+            if let TransitionOutcome::Applied(m) = deps.apply(m.id, change).await? {
                 requeue(deps, &m).await?;
             }
             Ok(Action::Requeued)
@@ -102,10 +117,167 @@ async fn sweep_one(deps: &Deps, m: &Message) -> Result<Action, ProcessingError> 
     }
 }
 
+/// A life-safety message was not confirmed delivered in time: record the escalation,
+/// tell the tenant (signed callback), and keep waiting for the receipt until the
+/// receipt window ends.
+async fn escalate(deps: &Deps, m: &Message, deadline: u32, receipt_window_secs: u32) -> Result<(), ProcessingError> {
+    let now = deps.clock.now();
+    let e = Escalation {
+        tenant: m.tenant.clone(),
+        message_id: m.id,
+        category: m.category.to_string(),
+        to: m.to.masked(),
+        raised_at: iso8601(now),
+        deadline_secs: deadline,
+        status_at_escalation: m.status,
+        acknowledged_at: None,
+        acknowledged_by: None,
+    };
+    let created = deps.store.put_escalation(&e).await?;
+    let window = m
+        .sent_at
+        .as_deref()
+        .and_then(parse_iso8601)
+        .map(|t| t + chrono::Duration::seconds(i64::from(receipt_window_secs)))
+        .filter(|t| *t > now)
+        .unwrap_or(now + chrono::Duration::seconds(REQUEUE_GRACE_SECS));
+    let at = iso8601(now);
+    let due = iso8601(window);
+    deps.store
+        .update_fields(
+            m,
+            move |n| {
+                n.escalated_at = Some(at);
+                n.next_attempt_at = Some(due);
+            },
+            format!("no delivery receipt within the {deadline}s deadline: escalated to the tenant (phone the recipient)"),
+            now,
+        )
+        .await?;
+    if created {
+        tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, "delivery deadline missed; escalated");
+        super::callbacks::enqueue(deps, m, super::callbacks::escalation_body(m, deadline, now)).await;
+    }
+    Ok(())
+}
+
 async fn requeue(deps: &Deps, m: &Message) -> Result<(), ProcessingError> {
     let job = RouteJob { message_id: m.id, tenant: m.tenant.clone(), exclude: m.failed_providers.clone() };
     deps.queues
         .send(&deps.cfg.route_queue_url, &job, 0)
         .await
         .map_err(|e| ProcessingError::Transient(e.to_string()))
+}
+
+/// A record in a dead-letter queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub queue: String,
+    pub queue_url: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub message_id: Option<MessageId>,
+}
+
+/// Reads up to `max` records from every dead-letter queue (they stay there: the
+/// visibility timeout hides them briefly from other readers).
+pub async fn read_dead_letters(deps: &Deps, max: i32, visibility_secs: i32) -> Vec<DeadLetter> {
+    let mut out = Vec::new();
+    for (name, url) in &deps.cfg.dead_letter_queues {
+        let Ok(resp) = deps
+            .queues
+            .client()
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .visibility_timeout(visibility_secs)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        for msg in resp.messages.unwrap_or_default() {
+            let body = msg.body.unwrap_or_default();
+            let message_id = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message_id").and_then(|i| i.as_str()).and_then(|s| s.parse().ok()));
+            out.push(DeadLetter {
+                queue: name.clone(),
+                queue_url: url.clone(),
+                receipt_handle: msg.receipt_handle.unwrap_or_default(),
+                body,
+                message_id,
+            });
+        }
+    }
+    out
+}
+
+/// Default DLQ policy (`DLQ_POLICY=fail`): a dead-lettered job's message is marked
+/// `failed` with a reason naming the queue, and the record is removed — never
+/// silently dropped. With `DLQ_POLICY=hold` records stay for `dispatchctl dlq`.
+async fn surface_dead_letters(deps: &Deps) -> usize {
+    let mut n = 0;
+    for dl in read_dead_letters(deps, 10, 30).await {
+        if let Some(id) = dl.message_id {
+            let reason = format!("processing failed repeatedly; the job was dead-lettered in {}", dl.queue);
+            match deps.store.get_message(id).await {
+                Ok(Some(m)) if !m.status.is_terminal() => {
+                    if deps.apply(id, Change::to(DeliveryStatus::Failed, EventSource::Retry).reason(reason)).await.is_err() {
+                        continue;
+                    }
+                }
+                Ok(Some(m)) => {
+                    let _ = deps.store.note(&m, EventSource::Retry, reason, deps.clock.now()).await;
+                }
+                Ok(None) => {}
+                Err(_) => continue,
+            }
+        } else {
+            tracing::error!(queue = %dl.queue, "dead-lettered record names no message; removed after logging");
+        }
+        let _ = deps.queues.client().delete_message().queue_url(&dl.queue_url).receipt_handle(&dl.receipt_handle).send().await;
+        n += 1;
+    }
+    n
+}
+
+/// Moves dead-lettered records back to their source queue (`dispatchctl dlq redrive`).
+/// The source is the queue the DLQ serves: `ROUTE_DLQ` → route queue,
+/// `SEND_DLQ_<P>` → that provider's standard send queue, `TENANT_CALLBACK_DLQ` →
+/// the tenant callback queue.
+pub async fn redrive(deps: &Deps) -> Result<usize, ProcessingError> {
+    let mut n = 0;
+    loop {
+        let batch = read_dead_letters(deps, 10, 30).await;
+        if batch.is_empty() {
+            break;
+        }
+        for dl in batch {
+            let target = source_queue(deps, &dl.queue).ok_or_else(|| ProcessingError::Permanent(format!("no source queue for {}", dl.queue)))?;
+            deps.queues
+                .client()
+                .send_message()
+                .queue_url(target)
+                .message_body(&dl.body)
+                .send()
+                .await
+                .map_err(|e| ProcessingError::Transient(format!("{e:?}")))?;
+            let _ = deps.queues.client().delete_message().queue_url(&dl.queue_url).receipt_handle(&dl.receipt_handle).send().await;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn source_queue<'a>(deps: &'a Deps, dlq: &str) -> Option<&'a str> {
+    match dlq {
+        "ROUTE_DLQ" => Some(deps.cfg.route_queue_url.as_str()),
+        "TENANT_CALLBACK_DLQ" => Some(deps.cfg.tenant_callback_queue_url.as_str()),
+        other => {
+            let suffix = other.strip_prefix("SEND_DLQ_")?;
+            let kind = crate::providers::ProviderKind::ALL.into_iter().find(|k| crate::config::env_suffix(*k) == suffix)?;
+            deps.cfg.send_queue(kind, false)
+        }
+    }
 }

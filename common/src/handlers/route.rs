@@ -14,6 +14,9 @@ use crate::time::iso8601;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How long to wait before routing again when every candidate's circuit is open.
+const HEALTH_RETRY_SECS: u32 = 30;
+
 /// How long a queued message may wait for its send attempt before the sweep looks at it.
 pub const QUEUED_GRACE_SECS: i64 = 300;
 
@@ -53,21 +56,40 @@ async fn credential_verdicts(deps: &Deps, cfg: &TenantConfig) -> Result<BTreeMap
     Ok(out)
 }
 
+/// Circuit breaker: an account is unhealthy when, over the last
+/// [`HEALTH_WINDOW_MINUTES`], it had at least [`HEALTH_MIN_FAILURES`] transient
+/// failures and more failures than successes. The counters are stored (shared by
+/// every function instance) and age out, which closes the circuit again.
+pub const HEALTH_WINDOW_MINUTES: i64 = 2;
+pub const HEALTH_MIN_FAILURES: u64 = 3;
+
+pub async fn unhealthy_accounts(deps: &Deps, cfg: &TenantConfig) -> Result<BTreeSet<String>, ProcessingError> {
+    let now = deps.clock.now();
+    let mut out = BTreeSet::new();
+    for p in &cfg.providers {
+        let (ok, fail) = deps.store.recent_outcomes(&cfg.tenant, &p.id, HEALTH_WINDOW_MINUTES, now).await?;
+        if fail >= HEALTH_MIN_FAILURES && fail > ok {
+            out.insert(p.id.clone());
+        }
+    }
+    Ok(out)
+}
+
 pub fn decide(
     deps: &Deps,
     cfg: &TenantConfig,
     creds: &BTreeMap<String, Result<(), String>>,
+    unhealthy: &BTreeSet<String>,
     facts: &RouteFacts<'_>,
     exclude: &[String],
 ) -> RouteDecision {
     let check = |p: &TenantProvider| creds.get(&p.id).cloned().unwrap_or_else(|| Err("not checked".into()));
     let caps = |k| adapter(k).capabilities();
-    let unhealthy = BTreeSet::new();
     let env = RouteEnv {
         platform_enabled: &deps.cfg.enabled_providers,
         credentials_ok: &check,
         capabilities: &caps,
-        unhealthy: &unhealthy,
+        unhealthy,
         exclude,
     };
     route(cfg, facts, &env)
@@ -102,11 +124,24 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
         kind: m.kind,
         category: &m.category,
         to: &m.to,
-        from: m.from.as_ref(),
+        from: if m.sender_requested { m.from.as_ref() } else { None },
         media_count: m.media.len(),
     };
-    let decision = decide(deps, &cfg, &creds, &facts, &exclude);
+    let unhealthy = unhealthy_accounts(deps, &cfg).await?;
+    let decision = decide(deps, &cfg, &creds, &unhealthy, &facts, &exclude);
     let Some(chosen) = decision.chosen().cloned() else {
+        // Only open circuits stand in the way: wait for them to close rather than
+        // reject a message some provider could carry in a minute.
+        let only_health = !decision.candidates.is_empty()
+            && decision.candidates.iter().all(|c| c.verdicts.iter().find(|v| !v.passed).is_some_and(|v| v.gate == crate::tenant::Gate::Health));
+        if only_health {
+            deps.store
+                .note(&m, EventSource::Route, format!("every eligible provider's circuit is open; routing again in {HEALTH_RETRY_SECS}s"), now)
+                .await?;
+            let job = RouteJob { message_id: m.id, tenant: m.tenant.clone(), exclude: job.exclude.clone() };
+            deps.queues.send(&deps.cfg.route_queue_url, &job, HEALTH_RETRY_SECS).await.map_err(|e| ProcessingError::Transient(e.to_string()))?;
+            return Ok(());
+        }
         finish_unroutable(deps, &m, decision.refusal_reason()).await?;
         return Ok(());
     };
@@ -137,7 +172,7 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
             }
             next.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(QUEUED_GRACE_SECS)));
         });
-    let current = match deps.store.transition(m.id, change, now).await? {
+    let current = match deps.apply(m.id, change).await? {
         TransitionOutcome::Applied(next) => next,
         // Already queued (a redelivered route job): re-send the send job; the send
         // function's claim makes a duplicate harmless.
@@ -163,10 +198,9 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
 
 /// No provider may carry the message: `rejected` before any attempt, `failed` after.
 async fn finish_unroutable(deps: &Deps, m: &Message, reason: String) -> Result<(), ProcessingError> {
-    let now = deps.clock.now();
     let to = if m.attempts == 0 { DeliveryStatus::Rejected } else { DeliveryStatus::Failed };
     tracing::warn!(message_id = %m.id, status = %to, "no eligible provider");
-    deps.store.transition(m.id, Change::to(to, EventSource::Route).reason(reason), now).await?;
+    deps.apply(m.id, Change::to(to, EventSource::Route).reason(reason)).await?;
     Ok(())
 }
 
@@ -192,6 +226,7 @@ pub async fn explain(
         None => None,
     };
     let creds = credential_verdicts(deps, cfg).await.map_err(|_| ApiError::unavailable())?;
+    let unhealthy = unhealthy_accounts(deps, cfg).await.map_err(|_| ApiError::unavailable())?;
     let facts = RouteFacts { id, kind, category: &category, to: &to, from: from.as_ref(), media_count: usize::from(kind == MessageKind::Mms) };
-    Ok(decide(deps, cfg, &creds, &facts, &[]))
+    Ok(decide(deps, cfg, &creds, &unhealthy, &facts, &[]))
 }

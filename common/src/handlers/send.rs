@@ -20,10 +20,6 @@ use crate::store::{Change, TransitionOutcome};
 use crate::time::{iso8601, parse_iso8601};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-/// How long after `sent` the sweep waits for a delivery receipt when the tenant sets
-/// no deadline for the category.
-pub const DEFAULT_RECEIPT_WINDOW_SECS: i64 = 6 * 3600;
-
 pub async fn handle_batch(deps: &Deps, kind: ProviderKind, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = BatchFailures::default();
     for record in event.records {
@@ -62,8 +58,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         return Ok(());
     }
     if parse_iso8601(&m.expires_at).is_some_and(|t| t <= now) {
-        deps.store
-            .transition(m.id, Change::to(DeliveryStatus::Expired, EventSource::Send).reason("validity period passed before sending"), now)
+        deps.apply(m.id, Change::to(DeliveryStatus::Expired, EventSource::Send).reason("validity period passed before sending"))
             .await?;
         return Ok(());
     }
@@ -90,7 +85,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         // If this instance dies mid-call, the sweep picks the message up after this.
         n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(120)));
     });
-    let m = match deps.store.transition(m.id, claim, now).await? {
+    let m = match deps.apply(m.id, claim).await? {
         TransitionOutcome::Applied(m) => m,
         TransitionOutcome::Recorded { .. } => return Ok(()),
     };
@@ -127,6 +122,18 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         Err(e) => Err(e),
     };
     let now = deps.clock.now();
+    // Feed the circuit breaker: only transient failures count against a provider
+    // (a permanent error is about the message, not the provider's health).
+    let outcome = match &result {
+        Ok(_) => Some(true),
+        Err(e) if e.is_transient() => Some(false),
+        Err(_) => None,
+    };
+    if let Some(ok) = outcome {
+        if let Err(e) = deps.store.record_outcome(&m.tenant, &provider_id, ok, now).await {
+            tracing::warn!(error = %e, "could not record provider outcome for the circuit breaker");
+        }
+    }
     match result {
         Ok(accepted) => {
             let deadline = cfg
@@ -134,7 +141,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
                 .delivery_deadline_secs
                 .get(m.category.as_str())
                 .map(|s| i64::from(*s))
-                .unwrap_or(DEFAULT_RECEIPT_WINDOW_SECS);
+                .unwrap_or(i64::from(cfg.delivery.receipt_window_secs));
             let pmid = accepted.provider_message_id.clone();
             let change = Change::to(accepted.status, EventSource::Send)
                 .provider(provider_id.clone())
@@ -144,7 +151,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
                     n.provider_message_id = Some(pmid);
                     n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(deadline)));
                 });
-            deps.store.transition(m.id, change, now).await?;
+            deps.apply(m.id, change).await?;
             tracing::info!(message_id = %m.id, provider = %kind, attempt = m.attempts, "sent");
         }
         Err(e) => {
@@ -190,7 +197,7 @@ async fn retry_or_fail(deps: &Deps, m: &Message, cfg: &crate::tenant::TenantConf
         }
         n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(i64::from(backoff) + 120)));
     });
-    let m = match deps.store.transition(m.id, change, now).await? {
+    let m = match deps.apply(m.id, change).await? {
         TransitionOutcome::Applied(m) => m,
         TransitionOutcome::Recorded { .. } => return Ok(()),
     };
@@ -208,9 +215,7 @@ async fn requeue_route(deps: &Deps, m: &Message, exclude: Vec<String>, delay: u3
 }
 
 async fn fail(deps: &Deps, m: &Message, reason: String, code: Option<String>) -> Result<(), ProcessingError> {
-    let now = deps.clock.now();
-    deps.store
-        .transition(m.id, Change::to(DeliveryStatus::Failed, EventSource::Send).reason(reason).error_code(code), now)
+    deps.apply(m.id, Change::to(DeliveryStatus::Failed, EventSource::Send).reason(reason).error_code(code))
         .await?;
     Ok(())
 }

@@ -115,9 +115,9 @@ async fn handle_verified(
         tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = e.code(), detail = %e, "forged or malformed callback refused");
         return Ok(respond(401, e.code(), "Callback signature not valid."));
     }
-    if let Some(key) = a.replay_key(wreq) {
-        let key = format!("{kind}#{tenant}#{account}#{}", hex::encode(Sha256::digest(key.as_bytes())));
-        if !deps.store.claim_once(&key, now.timestamp() + REPLAY_WINDOW_SECS).await? {
+    let replay = a.replay_key(wreq).map(|key| format!("{kind}#{tenant}#{account}#{}", hex::encode(Sha256::digest(key.as_bytes()))));
+    if let Some(key) = &replay {
+        if !deps.store.claim_once(key, now.timestamp() + REPLAY_WINDOW_SECS).await? {
             tracing::warn!(security = "callback_replayed", provider = %kind, tenant = %tenant, "replayed callback refused");
             return Ok(respond(401, "replayed", "This callback was already received."));
         }
@@ -129,18 +129,35 @@ async fn handle_verified(
             return Ok(respond(400, "malformed_callback", "The callback could not be parsed."));
         }
     };
-    match parsed {
+    let result = match parsed {
         Callback::Status(updates) => {
+            // The id in our callback URL names one message: only trust it for a
+            // single-update callback (a Bandwidth array may cover several messages).
+            let hint = if updates.len() == 1 { message_hint } else { None };
+            let mut r = Ok(());
             for u in updates {
-                apply_status(deps, kind, tenant, account, message_hint, &u).await?;
+                if let Err(e) = apply_status(deps, kind, tenant, account, hint, &u).await {
+                    r = Err(e);
+                    break;
+                }
             }
+            r
         }
         Callback::Inbound(inbound) => {
             tracing::info!(provider = %kind, tenant = %tenant, from = %crate::observability::mask_number(&inbound.from), "inbound message received (not stored in this version)");
+            Ok(())
         }
         Callback::Ignored(why) => {
             tracing::debug!(provider = %kind, reason = %why, "callback ignored");
+            Ok(())
         }
+    };
+    if let Err(e) = result {
+        // Let the provider's retry through: forget its replay key, since nothing was applied.
+        if let Some(key) = &replay {
+            let _ = deps.store.release_once(key).await;
+        }
+        return Err(e);
     }
     Ok(respond(200, "ok", "Recorded."))
 }
@@ -153,10 +170,9 @@ async fn apply_status(
     hint: Option<MessageId>,
     u: &StatusUpdate,
 ) -> Result<(), StoreError> {
-    let now = deps.clock.now();
     // Our id from the callback URL, else the provider's echo of our client reference,
     // else the (account, provider message id) lookup written when the send succeeded.
-    let id = match hint.or_else(|| u.client_ref.as_deref().and_then(|r| r.parse().ok())) {
+    let id = match u.client_ref.as_deref().and_then(|r| r.parse().ok()).or(hint) {
         Some(id) => Some(id),
         None => lookup(deps, account, &u.provider_message_id, tenant).await?,
     };
@@ -182,7 +198,7 @@ async fn apply_status(
     if let Some(d) = description {
         change = change.reason(d);
     }
-    match deps.store.transition(id, change, now).await? {
+    match deps.apply(id, change).await? {
         TransitionOutcome::Applied(m) => tracing::info!(message_id = %m.id, status = %m.status, provider = %kind, "status updated"),
         TransitionOutcome::Recorded { current, verdict } => {
             tracing::info!(message_id = %current.id, status = %current.status, proposed = %u.status, verdict = ?verdict, "late or duplicate receipt recorded, state unchanged")

@@ -195,13 +195,15 @@ impl ProviderAdapter for BandwidthAdapter {
                 ignored.push(clip(kind));
                 continue;
             }
-            let message = ev.get("message").filter(|m| m.is_object()).ok_or_else(|| bad("an event has no `message`"))?;
+            let message =
+                ev.get("message").filter(|m| m.is_object()).ok_or_else(|| bad("an event has no `message`"))?;
             let Some((status, note)) = mapped else {
                 inbound.push(parse_inbound(ev, message)?);
                 continue;
             };
             let id = message["id"].as_str().ok_or_else(|| bad("an event has no `message.id`"))?;
-            let provider_message_id = ProviderMessageId::parse(id).map_err(|_| bad("`message.id` is not a message id"))?;
+            let provider_message_id =
+                ProviderMessageId::parse(id).map_err(|_| bad("`message.id` is not a message id"))?;
             let is_mms = message["media"].as_array().is_some_and(|m| !m.is_empty());
             let mut description = ev["description"].as_str().filter(|d| !d.is_empty()).map(clip);
             if let Some(n) = note {
@@ -289,10 +291,7 @@ fn parse_inbound(ev: &Value, message: &Value) -> Result<InboundMessage, Callback
     let media = message["media"]
         .as_array()
         .map(|m| {
-            m.iter()
-                .filter_map(Value::as_str)
-                .map(|u| InboundMedia { url: u.to_owned(), content_type: None })
-                .collect()
+            m.iter().filter_map(Value::as_str).map(|u| InboundMedia { url: u.to_owned(), content_type: None }).collect()
         })
         .unwrap_or_default();
     // Evidence without the content (the text lives in the message record).
@@ -445,7 +444,8 @@ mod tests {
     fn base_url_and_credentials() {
         let Credentials::Bandwidth(mut c) = creds() else { unreachable!() };
         c.api_base_url = Some("http://127.0.0.1:9/".into());
-        let r = BandwidthAdapter.build_send(&Credentials::Bandwidth(c.clone()), &msg(MessageKind::Sms, vec![])).unwrap();
+        let r =
+            BandwidthAdapter.build_send(&Credentials::Bandwidth(c.clone()), &msg(MessageKind::Sms, vec![])).unwrap();
         assert_eq!(r.url, "http://127.0.0.1:9/api/v2/users/9900000/messages");
         c.account_id = "99/../x".into();
         assert!(matches!(
@@ -496,12 +496,32 @@ mod tests {
         assert_eq!(code.as_deref(), Some("max-message-queue-size-exceeded"));
         assert_eq!(*retry_after_secs, Some(30));
         let table: &[(u16, &str, &str, bool)] = &[
-            (400, r#"{"type":"request-validation","description":"Your request could not be accepted","fieldErrors":[{"fieldName":"to","description":"'+1' must be replaced with a valid E164 formatted telephone number"}]}"#, "request-validation", false),
+            (
+                400,
+                r#"{"type":"request-validation","description":"Your request could not be accepted","fieldErrors":[{"fieldName":"to","description":"'+1' must be replaced with a valid E164 formatted telephone number"}]}"#,
+                "request-validation",
+                false,
+            ),
             (401, r#"{"type":"unauthorized","description":"Authentication Failed"}"#, "unauthorized", false),
             (403, r#"{"type":"forbidden","description":"Access Denied"}"#, "forbidden", false),
-            (415, r#"{"type":"unsupported-content-type","description":"Content type 'text/plain;charset=UTF-8' not supported. Please use 'application/json'"}"#, "unsupported-content-type", false),
-            (404, r#"{"timestamp":"2019-09-09T19:02:19.253+0000","status":404,"error":"Not Found","message":"Not Found","path":"/api/v2/users/x/messages"}"#, "http_404", false),
-            (500, r#"{"type":"internal-server-error","description":"Internal Server Error"}"#, "internal-server-error", true),
+            (
+                415,
+                r#"{"type":"unsupported-content-type","description":"Content type 'text/plain;charset=UTF-8' not supported. Please use 'application/json'"}"#,
+                "unsupported-content-type",
+                false,
+            ),
+            (
+                404,
+                r#"{"timestamp":"2019-09-09T19:02:19.253+0000","status":404,"error":"Not Found","message":"Not Found","path":"/api/v2/users/x/messages"}"#,
+                "http_404",
+                false,
+            ),
+            (
+                500,
+                r#"{"type":"internal-server-error","description":"Internal Server Error"}"#,
+                "internal-server-error",
+                true,
+            ),
             (503, "", "http_503", true),
         ];
         for (status, body, code, transient) in table {
@@ -652,7 +672,8 @@ mod tests {
         assert!(matches!(BandwidthAdapter.parse_callback(&webhook("[]")).unwrap(), Callback::Ignored(_)));
         assert!(BandwidthAdapter.parse_callback(&webhook(r#"[{"type":"message-delivered"}]"#)).is_err());
         let mixed: Value = serde_json::from_str(INBOUND).unwrap();
-        let mixed = json!([mixed[0], event("message-delivered", "1593110555875xo7watq5px6rbe5d", None, false)]).to_string();
+        let mixed =
+            json!([mixed[0], event("message-delivered", "1593110555875xo7watq5px6rbe5d", None, false)]).to_string();
         assert!(BandwidthAdapter.parse_callback(&webhook(&mixed)).is_err());
         // A lone object is tolerated.
         let lone = event("message-delivered", "1593110555875xo7watq5px6rbe5d", None, false).to_string();

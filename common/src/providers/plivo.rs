@@ -47,9 +47,7 @@ fn truncate(s: &str) -> String {
 fn base_url(configured: Option<&str>) -> Result<String, SendError> {
     let base = configured.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
     match url::Url::parse(base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() && u.query().is_none() => {
-            Ok(base.to_string())
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() && u.query().is_none() => Ok(base.to_string()),
         _ => Err(SendError::Credentials("plivo api_base_url is not an http(s) URL".into())),
     }
 }
@@ -115,11 +113,7 @@ fn iso_timestamp(s: &str) -> Option<String> {
 }
 
 fn callback_params(req: &WebhookRequest) -> Vec<(String, String)> {
-    if req.method.eq_ignore_ascii_case("GET") || req.body.is_empty() {
-        req.query_params()
-    } else {
-        req.form_params()
-    }
+    if req.method.eq_ignore_ascii_case("GET") || req.body.is_empty() { req.query_params() } else { req.form_params() }
 }
 
 impl PlivoAdapter {
@@ -300,8 +294,8 @@ impl ProviderAdapter for PlivoAdapter {
                 .and_then(|ids| ids.first())
                 .and_then(Value::as_str)
                 .ok_or_else(|| malformed_success(status, "without a `message_uuid`"))?;
-            let provider_message_id =
-                ProviderMessageId::parse(id).map_err(|_| malformed_success(status, "with an unusable `message_uuid`"))?;
+            let provider_message_id = ProviderMessageId::parse(id)
+                .map_err(|_| malformed_success(status, "with an unusable `message_uuid`"))?;
             return Ok(SendAccepted {
                 provider_message_id,
                 status: DeliveryStatus::Sent,
@@ -331,7 +325,10 @@ impl ProviderAdapter for PlivoAdapter {
         let params = callback_params(req);
         if param(&params, "Status").is_some() {
             Self::parse_status(&params)
-        } else if param(&params, "From").is_some() && param(&params, "To").is_some() && param(&params, "MessageUUID").is_some() {
+        } else if param(&params, "From").is_some()
+            && param(&params, "To").is_some()
+            && param(&params, "MessageUUID").is_some()
+        {
             match param(&params, "Type").unwrap_or("sms") {
                 "sms" | "mms" => Self::parse_inbound(&params),
                 other => Ok(Callback::Ignored(format!("Plivo inbound {}", other.chars().take(32).collect::<String>()))),
@@ -352,7 +349,7 @@ impl ProviderAdapter for PlivoAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageId, E164};
+    use crate::domain::{E164, MessageId};
     use crate::providers::credentials::{PlivoCredentials, Secret};
     use crate::signatures::plivo::{NONCE_HEADER, SIGNATURE_HEADER, sign_v3};
 
@@ -360,7 +357,11 @@ mod tests {
     const TOKEN: &str = "Y2Q2ZDgxZmY5YWRiOTI5YmQ1Njg0MTAxZWIyOTc4";
 
     fn creds() -> Credentials {
-        Credentials::Plivo(PlivoCredentials { auth_id: AUTH_ID.into(), auth_token: Secret::new(TOKEN), api_base_url: None })
+        Credentials::Plivo(PlivoCredentials {
+            auth_id: AUTH_ID.into(),
+            auth_token: Secret::new(TOKEN),
+            api_base_url: None,
+        })
     }
 
     fn msg(kind: MessageKind, to: &str, from: &str, body: &str, media: &[&str]) -> OutboundMessage {
@@ -400,10 +401,13 @@ mod tests {
 
     #[test]
     fn sms_request_shape() {
-        let r = PlivoAdapter.build_send(&creds(), &msg(MessageKind::Sms, "+14155552345", "+14155550100", "Boil water notice", &[])).unwrap();
+        let r = PlivoAdapter
+            .build_send(&creds(), &msg(MessageKind::Sms, "+14155552345", "+14155550100", "Boil water notice", &[]))
+            .unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.url, format!("https://api.plivo.com/v1/Account/{AUTH_ID}/Message/"));
-        let expected_auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_ID}:{TOKEN}")));
+        let expected_auth =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_ID}:{TOKEN}")));
         assert_eq!(header(&r, "Authorization"), Some(expected_auth.as_str()));
         assert_eq!(header(&r, "Content-Type"), Some("application/json"));
         let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -412,7 +416,9 @@ mod tests {
             json!({"src": "14155550100", "dst": "14155552345", "text": "Boil water notice", "type": "sms",
                    "url": "https://hooks.example.org/v1/webhooks/plivo", "method": "POST", "message_expiry": 900})
         );
-        let alpha = PlivoAdapter.build_send(&creds(), &msg(MessageKind::Sms, "+447400123456", "CityCouncil", "x", &[])).unwrap();
+        let alpha = PlivoAdapter
+            .build_send(&creds(), &msg(MessageKind::Sms, "+447400123456", "CityCouncil", "x", &[]))
+            .unwrap();
         let v: Value = serde_json::from_slice(&alpha.body).unwrap();
         assert_eq!(v["src"], "CityCouncil");
     }
@@ -424,7 +430,13 @@ mod tests {
             auth_token: Secret::new(TOKEN),
             api_base_url: Some("http://127.0.0.1:9".into()),
         });
-        let m = msg(MessageKind::Mms, "+14155552345", "+14155550100", "", &["https://m.example/a.jpg", "https://m.example/b.gif"]);
+        let m = msg(
+            MessageKind::Mms,
+            "+14155552345",
+            "+14155550100",
+            "",
+            &["https://m.example/a.jpg", "https://m.example/b.gif"],
+        );
         let r = PlivoAdapter.build_send(&c, &m).unwrap();
         assert_eq!(r.url, format!("http://127.0.0.1:9/v1/Account/{AUTH_ID}/Message/"));
         let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -447,7 +459,11 @@ mod tests {
             api_base_url: None,
         });
         assert!(matches!(PlivoAdapter.build_send(&twilio, &m), Err(SendError::Credentials(_))));
-        let bad_id = Credentials::Plivo(PlivoCredentials { auth_id: "MA/../x".into(), auth_token: Secret::new(TOKEN), api_base_url: None });
+        let bad_id = Credentials::Plivo(PlivoCredentials {
+            auth_id: "MA/../x".into(),
+            auth_token: Secret::new(TOKEN),
+            api_base_url: None,
+        });
         assert!(matches!(PlivoAdapter.build_send(&bad_id, &m), Err(SendError::Credentials(_))));
     }
 
@@ -459,7 +475,11 @@ mod tests {
         assert_eq!(a.provider_message_id.as_str(), "5b40a428-bfc7-4daf-9d06-726c558bf3b8");
         assert_eq!((a.status, a.segments), (DeliveryStatus::Sent, None));
         for body in ["", r#"{"api_id":"x","message_uuid":[]}"#, r#"{"message_uuid":"not-a-list"}"#] {
-            assert_eq!(PlivoAdapter.parse_send_response(&resp(202, body)).unwrap_err().code(), Some("malformed_response"), "{body}");
+            assert_eq!(
+                PlivoAdapter.parse_send_response(&resp(202, body)).unwrap_err().code(),
+                Some("malformed_response"),
+                "{body}"
+            );
         }
         let limited = ProviderResponse {
             status: 429,
@@ -468,7 +488,11 @@ mod tests {
         };
         assert_eq!(
             PlivoAdapter.parse_send_response(&limited).unwrap_err(),
-            SendError::Transient { code: Some("http_429".into()), message: "too many requests".into(), retry_after_secs: Some(2) }
+            SendError::Transient {
+                code: Some("http_429".into()),
+                message: "too many requests".into(),
+                retry_after_secs: Some(2)
+            }
         );
         let table: &[(u16, &str, bool)] = &[
             (400, r#"{"api_id": "a1", "error": "dst is not a valid phone number"}"#, false),
@@ -481,7 +505,11 @@ mod tests {
         ];
         for (status, body, transient) in table {
             let e = PlivoAdapter.parse_send_response(&resp(*status, body)).unwrap_err();
-            assert_eq!((e.is_transient(), e.code().map(str::to_string)), (*transient, Some(format!("http_{status}"))), "{body}");
+            assert_eq!(
+                (e.is_transient(), e.code().map(str::to_string)),
+                (*transient, Some(format!("http_{status}"))),
+                "{body}"
+            );
         }
         let e = PlivoAdapter.parse_send_response(&resp(400, table[1].1)).unwrap_err();
         assert!(e.to_string().contains("This field is required."));
@@ -537,7 +565,12 @@ mod tests {
         for (k, v) in status_params("undelivered", "20") {
             s.append_pair(&k, &v);
         }
-        let get = WebhookRequest { method: "GET".into(), url: format!("https://h/plivo?{}", s.finish()), headers: vec![], body: vec![] };
+        let get = WebhookRequest {
+            method: "GET".into(),
+            url: format!("https://h/plivo?{}", s.finish()),
+            headers: vec![],
+            body: vec![],
+        };
         let Callback::Status(u) = PlivoAdapter.parse_callback(&get).unwrap() else { panic!() };
         assert_eq!((u[0].status, u[0].error_code.as_deref()), (DeliveryStatus::Undelivered, Some("20")));
         assert_eq!(u[0].description.as_deref(), Some("network error (temporary)"));
@@ -568,8 +601,13 @@ mod tests {
             ("TotalAmount", "0"),
             ("MessageIntent", ""),
         ]);
-        let Callback::Inbound(m) = PlivoAdapter.parse_callback(&form_req("https://h/in", &sms, &[])).unwrap() else { panic!() };
-        assert_eq!((m.from.as_str(), m.to.as_str(), m.text.as_str()), ("14155552345", "14155550100", "Is the shelter open?"));
+        let Callback::Inbound(m) = PlivoAdapter.parse_callback(&form_req("https://h/in", &sms, &[])).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (m.from.as_str(), m.to.as_str(), m.text.as_str()),
+            ("14155552345", "14155550100", "Is the shelter open?")
+        );
         assert!(m.media.is_empty());
         assert!(m.provider_metadata.get("Text").is_none());
 
@@ -583,7 +621,9 @@ mod tests {
             ("Media2", "https://media.plivo.com/Account/MA/Media/2"),
             ("Media1", "https://media.plivo.com/Account/MA/Media/1"),
         ]);
-        let Callback::Inbound(m) = PlivoAdapter.parse_callback(&form_req("https://h/in", &mms, &[])).unwrap() else { panic!() };
+        let Callback::Inbound(m) = PlivoAdapter.parse_callback(&form_req("https://h/in", &mms, &[])).unwrap() else {
+            panic!()
+        };
         assert_eq!(m.text, "photo of the leak");
         let urls: Vec<&str> = m.media.iter().map(|x| x.url.as_str()).collect();
         assert_eq!(urls, ["https://media.plivo.com/Account/MA/Media/1", "https://media.plivo.com/Account/MA/Media/2"]);
@@ -611,7 +651,8 @@ mod tests {
         let forged_sig = sign_v3("another-token", "POST", url, &p, nonce);
         let forged = form_req(url, &p, &[(SIGNATURE_HEADER, &forged_sig), (NONCE_HEADER, nonce)]);
         assert_eq!(PlivoAdapter.verify_callback(&creds(), &forged, 0), Err(VerifyError::SignatureMismatch));
-        let tampered = form_req(url, &status_params("failed", "000"), &[(SIGNATURE_HEADER, &sig), (NONCE_HEADER, nonce)]);
+        let tampered =
+            form_req(url, &status_params("failed", "000"), &[(SIGNATURE_HEADER, &sig), (NONCE_HEADER, nonce)]);
         assert_eq!(PlivoAdapter.verify_callback(&creds(), &tampered, 0), Err(VerifyError::SignatureMismatch));
         let other_nonce = form_req(url, &p, &[(SIGNATURE_HEADER, &sig), (NONCE_HEADER, "1")]);
         assert_eq!(PlivoAdapter.verify_callback(&creds(), &other_nonce, 0), Err(VerifyError::SignatureMismatch));
@@ -646,7 +687,10 @@ mod tests {
         let r = form_req(
             "https://plivobin.non-prod.plivops.com/api/v1/validate_signature03.xml/?a=b&c=d",
             &p,
-            &[(SIGNATURE_HEADER, "k7Pusd4OxCIjR5IfA9iedDNu/h/gbdYqdzG/MiYtd1c="), (NONCE_HEADER, "31627761595286130198")],
+            &[
+                (SIGNATURE_HEADER, "k7Pusd4OxCIjR5IfA9iedDNu/h/gbdYqdzG/MiYtd1c="),
+                (NONCE_HEADER, "31627761595286130198"),
+            ],
         );
         assert_eq!(PlivoAdapter.verify_callback(&creds(), &r, 0), Ok(()));
     }

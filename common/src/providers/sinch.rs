@@ -474,7 +474,9 @@ mod tests {
         assert!(r.url.starts_with("https://us.sms.api.sinch.com/xms/v1/"));
         let r = SinchAdapter.build_send(&sinch(Some("AU"), None), &msg(MessageKind::Sms, vec![])).unwrap();
         assert!(r.url.starts_with("https://au.sms.api.sinch.com/"));
-        let r = SinchAdapter.build_send(&sinch(Some("eu"), Some("http://127.0.0.1:7/")), &msg(MessageKind::Sms, vec![])).unwrap();
+        let r = SinchAdapter
+            .build_send(&sinch(Some("eu"), Some("http://127.0.0.1:7/")), &msg(MessageKind::Sms, vec![]))
+            .unwrap();
         assert_eq!(r.url, "http://127.0.0.1:7/xms/v1/jd63jf88477ll123ab4567cd89/batches");
         for bad_region in ["evil.example.com/", "xx"] {
             assert!(matches!(
@@ -488,7 +490,10 @@ mod tests {
             messaging_profile_id: None,
             api_base_url: None,
         });
-        assert!(matches!(SinchAdapter.build_send(&telnyx, &msg(MessageKind::Sms, vec![])), Err(SendError::Credentials(_))));
+        assert!(matches!(
+            SinchAdapter.build_send(&telnyx, &msg(MessageKind::Sms, vec![])),
+            Err(SendError::Credentials(_))
+        ));
     }
 
     #[test]
@@ -497,7 +502,10 @@ mod tests {
         m.from = SenderId::LongCode(E164::parse("+12015550124", None).unwrap());
         let b = body_json(&SinchAdapter.build_send(&sinch(None, None), &m).unwrap());
         assert_eq!(b["type"], "mt_media");
-        assert_eq!(b["body"], json!({"url": "https://media.example.org/evac-map.jpg", "message": "Road closed: A40 westbound."}));
+        assert_eq!(
+            b["body"],
+            json!({"url": "https://media.example.org/evac-map.jpg", "message": "Road closed: A40 westbound."})
+        );
         m.media_urls.push("https://media.example.org/2.jpg".into());
         assert!(matches!(SinchAdapter.build_send(&sinch(None, None), &m), Err(SendError::Unsupported(_))));
         m.media_urls.clear();
@@ -526,8 +534,18 @@ mod tests {
     fn classifies_errors() {
         let table: &[(u16, &str, &str, bool)] = &[
             // openapi-contracts error-response.json
-            (400, r#"{"code":"syntax_invalid_parameter_format","text":"'foo' is not a valid identifier"}"#, "syntax_invalid_parameter_format", false),
-            (400, r#"{"code":"syntax_constraint_violation","text":"to: must not be empty"}"#, "syntax_constraint_violation", false),
+            (
+                400,
+                r#"{"code":"syntax_invalid_parameter_format","text":"'foo' is not a valid identifier"}"#,
+                "syntax_invalid_parameter_format",
+                false,
+            ),
+            (
+                400,
+                r#"{"code":"syntax_constraint_violation","text":"to: must not be empty"}"#,
+                "syntax_constraint_violation",
+                false,
+            ),
             (403, r#"{"code":"blocked_account","text":"Account is blocked"}"#, "blocked_account", false),
             (401, "", "http_401", false),
             (404, "", "http_404", false),
@@ -614,7 +632,8 @@ mod tests {
 
         let two = json!({"type":"delivery_report_mms","batch_id":BATCH,"statuses":[
             {"code":0,"count":1,"recipients":["15551231234"],"status":"Delivered"},
-            {"code":406,"count":1,"recipients":["15551256344"],"status":"Expired"}],"total_message_count":2}).to_string();
+            {"code":406,"count":1,"recipients":["15551256344"],"status":"Expired"}],"total_message_count":2})
+        .to_string();
         let Callback::Status(u) = SinchAdapter.parse_callback(&webhook(&two)).unwrap() else { panic!() };
         assert_eq!(u.len(), 2);
         assert_eq!(u[1].status, DeliveryStatus::Expired);
@@ -640,7 +659,10 @@ mod tests {
         let media = r#"{"body":{"subject":"mmy subject","message":"my message","media":[{"url":"https://foo.url","contentType":"content/type","status":"a status","code":1234}]},"client_reference":"a client reference","from":"+11203494390","id":"01FC66621XXXXX119Z8PMV1QPA","operator_id":"35000","received_at":"2019-08-24T14:17:22Z","sent_at":"2019-08-24T14:15:22Z","to":"11203453453","type":"mo_media"}"#;
         let Callback::Inbound(m) = SinchAdapter.parse_callback(&webhook(media)).unwrap() else { panic!() };
         assert_eq!(m.text, "my message");
-        assert_eq!(m.media, vec![InboundMedia { url: "https://foo.url".into(), content_type: Some("content/type".into()) }]);
+        assert_eq!(
+            m.media,
+            vec![InboundMedia { url: "https://foo.url".into(), content_type: Some("content/type".into()) }]
+        );
         assert!(m.provider_metadata["body"].get("message").is_none());
         assert_eq!(m.provider_metadata["body"]["media"][0]["url"], "https://foo.url");
 
@@ -652,16 +674,25 @@ mod tests {
     fn odd_callbacks() {
         assert!(SinchAdapter.parse_callback(&webhook("{")).is_err());
         assert!(SinchAdapter.parse_callback(&webhook("{}")).is_err());
-        assert!(SinchAdapter.parse_callback(&webhook(r#"{"type":"recipient_delivery_report_sms","status":"Delivered"}"#)).is_err());
+        assert!(
+            SinchAdapter
+                .parse_callback(&webhook(r#"{"type":"recipient_delivery_report_sms","status":"Delivered"}"#))
+                .is_err()
+        );
         assert!(matches!(
-            SinchAdapter.parse_callback(&webhook(r#"{"type":"mo_binary","id":"x","from":"1","to":"2","body":"AAEC"}"#)).unwrap(),
+            SinchAdapter
+                .parse_callback(&webhook(r#"{"type":"mo_binary","id":"x","from":"1","to":"2","body":"AAEC"}"#))
+                .unwrap(),
             Callback::Ignored(_)
         ));
     }
 
     fn signed(body: &str, secret: &str, nonce: &str, ts: i64) -> WebhookRequest {
         let mut r = webhook(body);
-        let sig = signatures::hmac_sha256(secret.as_bytes(), &[body.as_bytes(), b".", nonce.as_bytes(), b".", ts.to_string().as_bytes()]);
+        let sig = signatures::hmac_sha256(
+            secret.as_bytes(),
+            &[body.as_bytes(), b".", nonce.as_bytes(), b".", ts.to_string().as_bytes()],
+        );
         r.headers.push(("x-sinch-webhook-signature".into(), signatures::encode_base64(&sig)));
         r.headers.push(("x-sinch-webhook-signature-nonce".into(), nonce.into()));
         r.headers.push(("x-sinch-webhook-signature-timestamp".into(), ts.to_string()));

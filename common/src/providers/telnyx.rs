@@ -54,7 +54,15 @@ impl ProviderAdapter for TelnyxAdapter {
             // (message_send_params.py). Carriers may accept less (600 KB toll-free).
             max_media_bytes: 1_000_000,
             // "What are the supported file types for MMS?" (support.telnyx.com/en/articles/4450150).
-            media_types: &["image/jpeg", "image/png", "image/gif", "video/mp4", "video/3gpp", "text/vcard", "text/plain"],
+            media_types: &[
+                "image/jpeg",
+                "image/png",
+                "image/gif",
+                "video/mp4",
+                "video/3gpp",
+                "text/vcard",
+                "text/plain",
+            ],
             // Alphanumeric sender ids need a messaging profile (message_send_params.py).
             alphanumeric_sender: true,
             status_callbacks: true,
@@ -195,11 +203,7 @@ impl ProviderAdapter for TelnyxAdapter {
                     ProviderMessageId::parse(id).map_err(|_| bad("`payload.id` is not a message id"))?;
                 let errors: Vec<(Option<String>, Option<String>)> = payload["errors"]
                     .as_array()
-                    .map(|errs| {
-                        errs.iter()
-                            .map(|e| (code_string(&e["code"]), e["title"].as_str().map(clip)))
-                            .collect()
-                    })
+                    .map(|errs| errs.iter().map(|e| (code_string(&e["code"]), e["title"].as_str().map(clip))).collect())
                     .unwrap_or_default();
                 let recipients = payload["to"].as_array().ok_or_else(|| bad("no `payload.to` array"))?;
                 let mut updates = Vec::new();
@@ -211,11 +215,8 @@ impl ProviderAdapter for TelnyxAdapter {
                         status,
                         DeliveryStatus::Failed | DeliveryStatus::Undelivered | DeliveryStatus::Expired
                     ) || word == "delivery_unconfirmed";
-                    let (error_code, title) = if failing {
-                        errors.first().cloned().unwrap_or((None, None))
-                    } else {
-                        (None, None)
-                    };
+                    let (error_code, title) =
+                        if failing { errors.first().cloned().unwrap_or((None, None)) } else { (None, None) };
                     let description = match (note, title) {
                         (Some(n), Some(t)) => Some(format!("{n}: {t}")),
                         (Some(n), None) => Some(n.to_owned()),
@@ -240,7 +241,8 @@ impl ProviderAdapter for TelnyxAdapter {
             }
             "message.received" => {
                 let id = payload["id"].as_str().ok_or_else(|| bad("no `payload.id`"))?;
-                let from = payload["from"]["phone_number"].as_str().ok_or_else(|| bad("no `payload.from.phone_number`"))?;
+                let from =
+                    payload["from"]["phone_number"].as_str().ok_or_else(|| bad("no `payload.from.phone_number`"))?;
                 let to = payload["to"]
                     .as_array()
                     .and_then(|t| t.first())
@@ -461,7 +463,8 @@ mod tests {
         let alpha = SenderId::Alphanumeric("CityAlerts".into());
         let e = TelnyxAdapter.build_send(&creds(None), &msg(MessageKind::Sms, alpha.clone(), vec![])).unwrap_err();
         assert!(matches!(e, SendError::Unsupported(_)), "{e}");
-        let r = TelnyxAdapter.build_send(&creds(Some("prof-1")), &msg(MessageKind::Sms, alpha.clone(), vec![])).unwrap();
+        let r =
+            TelnyxAdapter.build_send(&creds(Some("prof-1")), &msg(MessageKind::Sms, alpha.clone(), vec![])).unwrap();
         assert_eq!(body_json(&r)["from"], "CityAlerts");
         assert_eq!(body_json(&r)["messaging_profile_id"], "prof-1");
         let e = TelnyxAdapter
@@ -474,7 +477,9 @@ mod tests {
     fn base_url_override_and_wrong_credentials() {
         let Credentials::Telnyx(mut c) = creds(None) else { unreachable!() };
         c.api_base_url = Some("http://127.0.0.1:4010/".into());
-        let r = TelnyxAdapter.build_send(&Credentials::Telnyx(c.clone()), &msg(MessageKind::Sms, long_code(), vec![])).unwrap();
+        let r = TelnyxAdapter
+            .build_send(&Credentials::Telnyx(c.clone()), &msg(MessageKind::Sms, long_code(), vec![]))
+            .unwrap();
         assert_eq!(r.url, "http://127.0.0.1:4010/v2/messages");
         c.api_base_url = Some("ftp://x".into());
         assert!(matches!(
@@ -536,7 +541,9 @@ mod tests {
         ];
         for &(status, retry, code, transient) in table {
             let headers: Vec<(&str, &str)> = retry.map(|r| vec![("Retry-After", r)]).unwrap_or_default();
-            let e = TelnyxAdapter.parse_send_response(&resp(status, &headers, &err_body(code, "Some title", "/to"))).unwrap_err();
+            let e = TelnyxAdapter
+                .parse_send_response(&resp(status, &headers, &err_body(code, "Some title", "/to")))
+                .unwrap_err();
             assert_eq!(e.is_transient(), transient, "{status} {code}: {e}");
             assert_eq!(e.code(), Some(code), "{status} {code}");
             if let SendError::Transient { retry_after_secs, .. } = &e {
@@ -546,7 +553,9 @@ mod tests {
             assert!(!e.to_string().contains("+12015550123"), "{e}");
         }
         // Numeric codes and non-JSON bodies.
-        let e = TelnyxAdapter.parse_send_response(&resp(400, &[], r#"{"errors":[{"code":10002,"title":"Invalid phone number"}]}"#)).unwrap_err();
+        let e = TelnyxAdapter
+            .parse_send_response(&resp(400, &[], r#"{"errors":[{"code":10002,"title":"Invalid phone number"}]}"#))
+            .unwrap_err();
         assert_eq!(e.code(), Some("10002"));
         let e = TelnyxAdapter.parse_send_response(&resp(502, &[], "<html>bad gateway</html>")).unwrap_err();
         assert!(e.is_transient());
@@ -610,7 +619,9 @@ mod tests {
 
     #[test]
     fn parses_status_callbacks() {
-        let Callback::Status(u) = TelnyxAdapter.parse_callback(&webhook(&status_event("message.finalized", "delivered", json!([])))).unwrap() else {
+        let Callback::Status(u) =
+            TelnyxAdapter.parse_callback(&webhook(&status_event("message.finalized", "delivered", json!([])))).unwrap()
+        else {
             panic!("status expected")
         };
         assert_eq!(u.len(), 1);
@@ -621,7 +632,10 @@ mod tests {
         assert_eq!(u[0].occurred_at.as_deref(), Some("2019-12-09T21:32:14.148+00:00"));
 
         let errs = json!([{"code": "40008", "title": "Undeliverable", "detail": "The recipient carrier did not accept the message."}]);
-        let Callback::Status(u) = TelnyxAdapter.parse_callback(&webhook(&status_event("message.finalized", "delivery_failed", errs))).unwrap() else {
+        let Callback::Status(u) = TelnyxAdapter
+            .parse_callback(&webhook(&status_event("message.finalized", "delivery_failed", errs)))
+            .unwrap()
+        else {
             panic!()
         };
         assert_eq!(u[0].status, DeliveryStatus::Undelivered);
@@ -629,25 +643,35 @@ mod tests {
         assert_eq!(u[0].description.as_deref(), Some("Undeliverable"));
 
         let errs = json!([{"code": "40005", "title": "Message expired during transmission"}]);
-        let Callback::Status(u) = TelnyxAdapter.parse_callback(&webhook(&status_event("message.finalized", "delivery_failed", errs))).unwrap() else {
+        let Callback::Status(u) = TelnyxAdapter
+            .parse_callback(&webhook(&status_event("message.finalized", "delivery_failed", errs)))
+            .unwrap()
+        else {
             panic!()
         };
         assert_eq!(u[0].status, DeliveryStatus::Expired);
         assert_eq!(u[0].error_code.as_deref(), Some("40005"));
 
-        let Callback::Status(u) = TelnyxAdapter.parse_callback(&webhook(&status_event("message.finalized", "delivery_unconfirmed", json!([])))).unwrap() else {
+        let Callback::Status(u) = TelnyxAdapter
+            .parse_callback(&webhook(&status_event("message.finalized", "delivery_unconfirmed", json!([]))))
+            .unwrap()
+        else {
             panic!()
         };
         assert_eq!(u[0].status, DeliveryStatus::Sent);
         assert!(u[0].description.as_deref().unwrap().contains("delivery unconfirmed"));
 
-        let Callback::Status(u) = TelnyxAdapter.parse_callback(&webhook(&status_event("message.sent", "sent", json!([])))).unwrap() else {
+        let Callback::Status(u) =
+            TelnyxAdapter.parse_callback(&webhook(&status_event("message.sent", "sent", json!([])))).unwrap()
+        else {
             panic!()
         };
         assert_eq!(u[0].status, DeliveryStatus::Sent);
 
         assert!(matches!(
-            TelnyxAdapter.parse_callback(&webhook(&status_event("message.finalized", "webhook_delivered", json!([])))).unwrap(),
+            TelnyxAdapter
+                .parse_callback(&webhook(&status_event("message.finalized", "webhook_delivered", json!([]))))
+                .unwrap(),
             Callback::Ignored(_)
         ));
     }
@@ -673,10 +697,13 @@ mod tests {
         assert_eq!(m.from, "+18665550001");
         assert_eq!(m.to, "+18445550001");
         assert_eq!(m.text, "Hello, World!");
-        assert_eq!(m.media, vec![InboundMedia {
-            url: "https://media.telnyx.com/abc123/image.jpg".into(),
-            content_type: Some("image/jpeg".into())
-        }]);
+        assert_eq!(
+            m.media,
+            vec![InboundMedia {
+                url: "https://media.telnyx.com/abc123/image.jpg".into(),
+                content_type: Some("image/jpeg".into())
+            }]
+        );
         assert_eq!(m.received_at.as_deref(), Some("2019-01-23T18:10:02.574Z"));
         assert_eq!(m.provider_metadata["messaging_profile_id"], "0f512bda-ae1e-4597-8e11-e5f5686b97d3");
         assert_eq!(m.provider_metadata["event_id"], "bf6307bd-884d-4c1f-b6ea-c62b8c495d3c");
@@ -687,7 +714,11 @@ mod tests {
     fn odd_callbacks() {
         assert!(TelnyxAdapter.parse_callback(&webhook("not json")).is_err());
         assert!(TelnyxAdapter.parse_callback(&webhook("{}")).is_err());
-        assert!(TelnyxAdapter.parse_callback(&webhook(r#"{"data":{"event_type":"message.finalized","payload":{}}}"#)).is_err());
+        assert!(
+            TelnyxAdapter
+                .parse_callback(&webhook(r#"{"data":{"event_type":"message.finalized","payload":{}}}"#))
+                .is_err()
+        );
         let other = r#"{"data":{"event_type":"number_order.complete","id":"x","payload":{"id":"y"}}}"#;
         assert!(matches!(TelnyxAdapter.parse_callback(&webhook(other)).unwrap(), Callback::Ignored(_)));
     }

@@ -28,9 +28,8 @@ pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 /// https://www.twilio.com/docs/api/errors/21623).
 pub const MAX_MEDIA: u32 = 10;
 
-/// Twilio accepts MMS up to 5 MB in total across all media (Twilio "Accepted content
-/// types for media" / MMS size guidance; 5 MB is the documented ceiling for the
-/// formatted types jpeg/png/gif).
+/// "MMS: 5 MB" for the message and its media combined (Twilio, "Accepted content types
+/// for media", https://www.twilio.com/docs/sms/accepted-mime-types).
 pub const MAX_MEDIA_BYTES: u64 = 5 * 1024 * 1024;
 
 /// `Body` may be up to 1600 characters (Message resource, `body` property).
@@ -63,14 +62,12 @@ fn truncate(s: &str) -> String {
 fn base_url(configured: Option<&str>) -> Result<String, SendError> {
     let base = configured.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
     match url::Url::parse(base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() && u.query().is_none() => {
-            Ok(base.to_string())
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() && u.query().is_none() => Ok(base.to_string()),
         _ => Err(SendError::Credentials("twilio api_base_url is not an http(s) URL".into())),
     }
 }
 
-pub(crate) fn basic_auth(user: &str, password: &str) -> String {
+fn basic_auth(user: &str, password: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {token}")
 }
@@ -186,7 +183,8 @@ impl ProviderAdapter for TwilioAdapter {
             mms: true,
             max_media: MAX_MEDIA,
             max_media_bytes: MAX_MEDIA_BYTES,
-            // The types Twilio formats for handsets; others are passed through unchanged.
+            // The image types Twilio formats for handsets (same page); it accepts more
+            // (audio, video, vCard, PDF) but passes them through unchanged.
             media_types: &["image/jpeg", "image/png", "image/gif"],
             // Alphanumeric sender ids work where the destination country allows them
             // (not US/CA); the carrier decides, Twilio does not refuse them up front.
@@ -273,7 +271,8 @@ impl ProviderAdapter for TwilioAdapter {
         if (200..300).contains(&status) {
             let v: Value =
                 serde_json::from_slice(&resp.body).map_err(|_| malformed_success(status, "the body is not JSON"))?;
-            let sid = v.get("sid").and_then(Value::as_str).ok_or_else(|| malformed_success(status, "without a `sid`"))?;
+            let sid =
+                v.get("sid").and_then(Value::as_str).ok_or_else(|| malformed_success(status, "without a `sid`"))?;
             let provider_message_id =
                 ProviderMessageId::parse(sid).map_err(|_| malformed_success(status, "with an unusable `sid`"))?;
             // `num_segments` is a string ("1"); with a Messaging Service it is "0" at
@@ -348,7 +347,7 @@ impl ProviderAdapter for TwilioAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageId, E164};
+    use crate::domain::{E164, MessageId};
     use crate::providers::credentials::{Secret, TwilioCredentials};
 
     const SID: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -411,12 +410,14 @@ mod tests {
 
     #[test]
     fn sms_request_shape() {
-        let r = TwilioAdapter.build_send(&creds(), &msg(MessageKind::Sms, "+14155552345", "+14155550100", &[])).unwrap();
+        let r =
+            TwilioAdapter.build_send(&creds(), &msg(MessageKind::Sms, "+14155552345", "+14155550100", &[])).unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.url, format!("https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"));
         assert_eq!(header(&r, "Content-Type"), "application/x-www-form-urlencoded");
         assert_eq!(header(&r, "Accept"), "application/json");
-        let expected_auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}")));
+        let expected_auth =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}")));
         assert_eq!(header(&r, "Authorization"), expected_auth);
         let f = form(&r.body);
         let expect: Vec<(String, String)> = [
@@ -438,12 +439,20 @@ mod tests {
     #[test]
     fn mms_repeats_media_url_and_uses_messaging_service() {
         let c = creds_with(Some("MGbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), Some("http://127.0.0.1:9/"));
-        let m = msg(MessageKind::Mms, "+14155552345", "+14155550100", &["https://m.example/a.jpg", "https://m.example/b.png"]);
+        let m = msg(
+            MessageKind::Mms,
+            "+14155552345",
+            "+14155550100",
+            &["https://m.example/a.jpg", "https://m.example/b.png"],
+        );
         let r = TwilioAdapter.build_send(&c, &m).unwrap();
         assert_eq!(r.url, format!("http://127.0.0.1:9/2010-04-01/Accounts/{SID}/Messages.json"));
         let f = form(&r.body);
         let names: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["To", "MessagingServiceSid", "Body", "MediaUrl", "MediaUrl", "StatusCallback", "ValidityPeriod"]);
+        assert_eq!(
+            names,
+            ["To", "MessagingServiceSid", "Body", "MediaUrl", "MediaUrl", "StatusCallback", "ValidityPeriod"]
+        );
         assert_eq!(f[3].1, "https://m.example/a.jpg");
         assert_eq!(f[4].1, "https://m.example/b.png");
     }
@@ -538,22 +547,66 @@ mod tests {
         };
         assert_eq!(
             TwilioAdapter.parse_send_response(&with_retry).unwrap_err(),
-            SendError::Transient { code: Some("20429".into()), message: "Too Many Requests".into(), retry_after_secs: Some(7) }
+            SendError::Transient {
+                code: Some("20429".into()),
+                message: "Too Many Requests".into(),
+                retry_after_secs: Some(7)
+            }
         );
         // (status, body, transient?, code)
         let table: &[(u16, &str, bool, &str)] = &[
             // twilio-python/-go/-ruby fixtures: legacy shape.
-            (401, r#"{"code":20003,"detail":"Your AccountSid or AuthToken was incorrect.","message":"Authentication Error - invalid username","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#, false, "20003"),
-            (400, r#"{"code": 21211, "message": "The 'To' number +1555 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#, false, "21211"),
-            (400, r#"{"code": 21610, "message": "Attempt to send to unsubscribed recipient", "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}"#, false, "21610"),
-            (400, r#"{"code": 21603, "message": "A 'From' phone number is required.", "more_info": "https://www.twilio.com/docs/errors/21603", "status": 400}"#, false, "21603"),
-            (404, r#"{"code": 20404, "message": "The requested resource /2010-04-01/Accounts/a/Messages.json was not found", "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}"#, false, "20404"),
+            (
+                401,
+                r#"{"code":20003,"detail":"Your AccountSid or AuthToken was incorrect.","message":"Authentication Error - invalid username","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#,
+                false,
+                "20003",
+            ),
+            (
+                400,
+                r#"{"code": 21211, "message": "The 'To' number +1555 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#,
+                false,
+                "21211",
+            ),
+            (
+                400,
+                r#"{"code": 21610, "message": "Attempt to send to unsubscribed recipient", "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}"#,
+                false,
+                "21610",
+            ),
+            (
+                400,
+                r#"{"code": 21603, "message": "A 'From' phone number is required.", "more_info": "https://www.twilio.com/docs/errors/21603", "status": 400}"#,
+                false,
+                "21603",
+            ),
+            (
+                404,
+                r#"{"code": 20404, "message": "The requested resource /2010-04-01/Accounts/a/Messages.json was not found", "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}"#,
+                false,
+                "20404",
+            ),
             // Documented temporary codes on a 4xx.
-            (400, r#"{"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages", "status": 400}"#, true, "21611"),
+            (
+                400,
+                r#"{"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages", "status": 400}"#,
+                true,
+                "21611",
+            ),
             (400, r#"{"code": 30001, "message": "Queue overflow", "status": 400}"#, true, "30001"),
             // RFC 9457 shape.
-            (400, r#"{"type":"https://www.twilio.com/docs/errors/21211","title":"Invalid 'To' Phone Number","status":400,"code":21211,"detail":"The 'To' number is not valid.","instance":"/2010-04-01/Accounts/AC/Messages.json"}"#, false, "21211"),
-            (503, r#"{"code":20503,"message":"Service Unavailable","more_info":"https://www.twilio.com/docs/errors/20503","status":503}"#, true, "20503"),
+            (
+                400,
+                r#"{"type":"https://www.twilio.com/docs/errors/21211","title":"Invalid 'To' Phone Number","status":400,"code":21211,"detail":"The 'To' number is not valid.","instance":"/2010-04-01/Accounts/AC/Messages.json"}"#,
+                false,
+                "21211",
+            ),
+            (
+                503,
+                r#"{"code":20503,"message":"Service Unavailable","more_info":"https://www.twilio.com/docs/errors/20503","status":503}"#,
+                true,
+                "20503",
+            ),
             (500, "", true, "http_500"),
             (502, "<html>bad gateway</html>", true, "http_502"),
             (408, "", true, "http_408"),
@@ -564,9 +617,13 @@ mod tests {
             assert_eq!(e.is_transient(), *transient, "{status} {body}");
             assert_eq!(e.code(), Some(*code), "{status} {body}");
         }
-        let e = TwilioAdapter.parse_send_response(&resp(400, &format!(r#"{{"code":21211,"message":"{}"}}"#, "x".repeat(500)))).unwrap_err();
+        let e = TwilioAdapter
+            .parse_send_response(&resp(400, &format!(r#"{{"code":21211,"message":"{}"}}"#, "x".repeat(500))))
+            .unwrap_err();
         assert!(e.to_string().len() < 300, "provider text is truncated");
-        let rfc = TwilioAdapter.parse_send_response(&resp(400, r#"{"title":"Bad","detail":"Specific","code":"21211"}"#)).unwrap_err();
+        let rfc = TwilioAdapter
+            .parse_send_response(&resp(400, r#"{"title":"Bad","detail":"Specific","code":"21211"}"#))
+            .unwrap_err();
         assert_eq!(rfc, SendError::Permanent { code: Some("21211".into()), message: "Specific".into() });
     }
 
@@ -615,7 +672,8 @@ mod tests {
         assert_eq!(u[0].provider_status, "undelivered");
         assert_eq!(u[0].error_code.as_deref(), Some("30003"));
 
-        let delivered = form_req(&[("MessageSid", "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), ("MessageStatus", "delivered")]);
+        let delivered =
+            form_req(&[("MessageSid", "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), ("MessageStatus", "delivered")]);
         let Callback::Status(u) = TwilioAdapter.parse_callback(&delivered).unwrap() else { panic!() };
         assert_eq!((u[0].status, u[0].error_code.clone()), (DeliveryStatus::Delivered, None));
 
@@ -625,7 +683,12 @@ mod tests {
         assert_eq!(u[0].status, DeliveryStatus::Sent);
 
         // GET-configured webhook: the same fields in the query.
-        let get = req("GET", "https://hooks.example.org/t?MessageSid=SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&MessageStatus=failed&ErrorCode=21610", None, b"");
+        let get = req(
+            "GET",
+            "https://hooks.example.org/t?MessageSid=SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&MessageStatus=failed&ErrorCode=21610",
+            None,
+            b"",
+        );
         let Callback::Status(u) = TwilioAdapter.parse_callback(&get).unwrap() else { panic!() };
         assert_eq!((u[0].status, u[0].error_code.as_deref()), (DeliveryStatus::Failed, Some("21610")));
 
@@ -658,7 +721,10 @@ mod tests {
         ]);
         let Callback::Inbound(m) = TwilioAdapter.parse_callback(&sms).unwrap() else { panic!("inbound expected") };
         assert_eq!(m.provider_message_id, "SM0123456789abcdef0123456789abcdef");
-        assert_eq!((m.from.as_str(), m.to.as_str(), m.text.as_str()), ("+14155552345", "+14155550100", "Is the road open?"));
+        assert_eq!(
+            (m.from.as_str(), m.to.as_str(), m.text.as_str()),
+            ("+14155552345", "+14155550100", "Is the road open?")
+        );
         assert!(m.media.is_empty());
         assert_eq!(m.provider_metadata["ToCountry"], "US");
         assert!(m.provider_metadata.get("Body").is_none(), "text is stored once");

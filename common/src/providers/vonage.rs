@@ -12,8 +12,8 @@
 //!   `messages/tests`, vonage-java-sdk `MessageStatus.java`).
 
 use super::*;
-use crate::domain::encoding::{self, Encoding};
 use crate::domain::MessageKind;
+use crate::domain::encoding::{self, Encoding};
 use crate::signatures::{self, DEFAULT_TOLERANCE};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -46,9 +46,7 @@ fn truncate(s: &str) -> String {
 fn base_url(configured: Option<&str>, default: &str) -> Result<String, SendError> {
     let base = configured.unwrap_or(default).trim_end_matches('/');
     match url::Url::parse(base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() && u.query().is_none() => {
-            Ok(base.to_string())
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() && u.query().is_none() => Ok(base.to_string()),
         _ => Err(SendError::Credentials("vonage api_base_url is not an http(s) URL".into())),
     }
 }
@@ -111,8 +109,7 @@ fn http_error(provider: &str, resp: &ProviderResponse, transient_code: fn(&str) 
     let status = resp.status;
     let (code, message) = error_parts(&resp.body);
     let message = message.unwrap_or_else(|| format!("{provider} answered HTTP {status}"));
-    let transient =
-        status == 408 || status == 429 || status >= 500 || code.as_deref().is_some_and(transient_code);
+    let transient = status == 408 || status == 429 || status >= 500 || code.as_deref().is_some_and(transient_code);
     let code = code.or_else(|| Some(format!("http_{status}")));
     if transient {
         SendError::Transient { code, message, retry_after_secs: http::retry_after_secs(resp) }
@@ -203,7 +200,8 @@ impl VonageSmsAdapter {
         let provider_message_id =
             ProviderMessageId::parse(id).map_err(|e| CallbackParseError(format!("`messageId`: {e}")))?;
         // `err-code` 0 means "no error" (delivered): not worth an error code.
-        let error_code = param(params, "err-code").filter(|c| !c.trim_start_matches('0').is_empty()).map(str::to_string);
+        let error_code =
+            param(params, "err-code").filter(|c| !c.trim_start_matches('0').is_empty()).map(str::to_string);
         let description = error_code.as_deref().and_then(sms_dlr_error_text).map(str::to_string);
         // A receipt arrives per concatenated part, each with that part's `messageId`
         // and the shared `client-ref`. The documented receipt carries no part index;
@@ -375,7 +373,9 @@ impl ProviderAdapter for VonageSmsAdapter {
         let params = signatures::vonage::sms_params(req).map_err(|e| CallbackParseError(e.to_string()))?;
         if param(&params, "status").is_some() || param(&params, "err-code").is_some() {
             Self::parse_dlr(&params)
-        } else if param(&params, "msisdn").is_some() && (param(&params, "type").is_some() || param(&params, "text").is_some()) {
+        } else if param(&params, "msisdn").is_some()
+            && (param(&params, "type").is_some() || param(&params, "text").is_some())
+        {
             Self::parse_inbound(&params)
         } else if params.is_empty() {
             Err(CallbackParseError("no parameters".into()))
@@ -508,7 +508,8 @@ impl VonageMessagesAdapter {
                 .get(message_type)
                 .and_then(Value::as_object)
                 .ok_or_else(|| CallbackParseError(format!("`{message_type}` is missing")))?;
-            let url = obj_str(item, "url").ok_or_else(|| CallbackParseError(format!("`{message_type}.url` is missing")))?;
+            let url =
+                obj_str(item, "url").ok_or_else(|| CallbackParseError(format!("`{message_type}.url` is missing")))?;
             media.push(InboundMedia { url: url.to_string(), content_type: None });
             if text.is_empty() {
                 text = obj_str(item, "caption").unwrap_or_default().to_string();
@@ -552,13 +553,13 @@ impl ProviderAdapter for VonageMessagesAdapter {
         Capabilities {
             sms: true,
             // MMS `message_type: image` with one `{url, caption}` (vonage-python-sdk
-            // `test_mms_models.py`); Vonage sells MMS for US numbers (10DLC, toll-free,
-            // short code) only. The newer multi-item `content` type is not used, so one
-            // image per message.
+            // `test_mms_models.py`), "currently ... in the US and Canada" from US short
+            // codes, 10DLC and toll-free numbers (developer.vonage.com "Understanding MMS
+            // Messaging"). The multi-attachment `content` type is not used: one image.
             mms: true,
             max_media: 1,
-            // Not published in what we could read; 600 KB is the usual US carrier
-            // ceiling for MMS and a safe bound (unverified for Vonage specifically).
+            // Vonage publishes no size limit in what we could read: 600 KB is a
+            // conservative bound from US carrier practice, unverified for Vonage.
             max_media_bytes: 600 * 1024,
             // messages-olympus.yml `image.url`: "Supported file types are .jpg, .jpeg,
             // .png, and .gif".
@@ -572,8 +573,8 @@ impl ProviderAdapter for VonageMessagesAdapter {
     }
 
     fn build_send(&self, creds: &Credentials, msg: &OutboundMessage) -> Result<ProviderRequest, SendError> {
-        let c =
-            messages_creds(creds).ok_or_else(|| SendError::Credentials("not Vonage Messages API credentials".into()))?;
+        let c = messages_creds(creds)
+            .ok_or_else(|| SendError::Credentials("not Vonage Messages API credentials".into()))?;
         if c.api_key.is_empty() || c.api_secret.expose().is_empty() {
             return Err(SendError::Credentials("vonage api_key or api_secret is empty".into()));
         }
@@ -613,8 +614,11 @@ impl ProviderAdapter for VonageMessagesAdapter {
                         SendError::Unsupported("the Vonage Messages adapter sends one image per MMS".into())
                     });
                 };
-                if msg.to.region().as_deref() != Some("US") {
-                    return Err(SendError::Unsupported("Vonage MMS reaches US numbers only".into()));
+                if !matches!(msg.to.region().as_deref(), Some("US" | "CA")) {
+                    return Err(SendError::Unsupported("Vonage MMS reaches US and Canadian numbers only".into()));
+                }
+                if matches!(msg.from, crate::domain::SenderId::Alphanumeric(_)) {
+                    return Err(SendError::Unsupported("MMS cannot be sent from an alphanumeric sender".into()));
                 }
                 if msg.body.chars().count() > MMS_MAX_CAPTION {
                     return Err(SendError::Unsupported(format!("caption longer than {MMS_MAX_CAPTION} characters")));
@@ -681,8 +685,7 @@ impl ProviderAdapter for VonageMessagesAdapter {
     }
 
     fn parse_callback(&self, req: &WebhookRequest) -> Result<Callback, CallbackParseError> {
-        let v: Value =
-            serde_json::from_slice(&req.body).map_err(|_| CallbackParseError("body is not JSON".into()))?;
+        let v: Value = serde_json::from_slice(&req.body).map_err(|_| CallbackParseError("body is not JSON".into()))?;
         let obj = v.as_object().ok_or_else(|| CallbackParseError("body is not a JSON object".into()))?;
         if obj.contains_key("status") {
             return Self::parse_status(obj);
@@ -704,8 +707,10 @@ impl ProviderAdapter for VonageMessagesAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageId, SenderId, E164};
-    use crate::providers::credentials::{Secret, VonageMessagesCredentials, VonageSignatureMethod, VonageSmsCredentials};
+    use crate::domain::{E164, MessageId, SenderId};
+    use crate::providers::credentials::{
+        Secret, VonageMessagesCredentials, VonageSignatureMethod, VonageSmsCredentials,
+    };
     use crate::signatures::vonage::{VonageJwtClaims, sign_messages_jwt, sign_sms};
 
     const NOW: i64 = 1_738_584_865;
@@ -779,7 +784,10 @@ mod tests {
     #[test]
     fn sms_request_shape() {
         let r = VonageSmsAdapter
-            .build_send(&sms_creds_with(VonageSignatureMethod::Md5hash), &msg(MessageKind::Sms, "+447400123456", "+447400123457", "Hello & bye", &[]))
+            .build_send(
+                &sms_creds_with(VonageSignatureMethod::Md5hash),
+                &msg(MessageKind::Sms, "+447400123456", "+447400123457", "Hello & bye", &[]),
+            )
             .unwrap();
         assert_eq!((r.method, r.url.as_str()), ("POST", "https://rest.nexmo.com/sms/json"));
         assert_eq!(header(&r, "Content-Type"), Some("application/x-www-form-urlencoded"));
@@ -838,22 +846,45 @@ mod tests {
         assert_eq!(a.provider_message_id.as_str(), "62dfdf68-6c7c-479a-a190-5c52f798a787");
         assert_eq!(a.segments, Some(2));
         // sms.yml example id.
-        let classic = r#"{"message-count":"1","messages":[{"to":"447700900000","message-id":"0A0000000123ABCD1","status":"0"}]}"#;
-        assert_eq!(VonageSmsAdapter.parse_send_response(&resp(200, classic)).unwrap().provider_message_id.as_str(), "0A0000000123ABCD1");
+        let classic =
+            r#"{"message-count":"1","messages":[{"to":"447700900000","message-id":"0A0000000123ABCD1","status":"0"}]}"#;
+        assert_eq!(
+            VonageSmsAdapter.parse_send_response(&resp(200, classic)).unwrap().provider_message_id.as_str(),
+            "0A0000000123ABCD1"
+        );
 
         // send_sms_error.json (7 barred: permanent), send_sms_error_throttling.json (1: transient),
         // send_sms_partial_error.json (part 2 throttled: the first error wins).
         let table = [
-            (r#"{"message-count":"1","messages":[{"status":"7","error-text":"Number barred."}]}"#, false, "7", "Number barred."),
-            (r#"{"message-count":"1","messages":[{"status":"1","error-text":"You are sending SMS faster than the account limit."}]}"#, true, "1", "You are sending SMS faster than the account limit."),
-            (r#"{"message-count":"2","messages":[{"to":"1234567890","message-id":"3295d748-4e14-4681-af78-166dca3c5aab","status":"0"},{"status":"1","error-text":"Throttled"}]}"#, true, "1", "Throttled"),
+            (
+                r#"{"message-count":"1","messages":[{"status":"7","error-text":"Number barred."}]}"#,
+                false,
+                "7",
+                "Number barred.",
+            ),
+            (
+                r#"{"message-count":"1","messages":[{"status":"1","error-text":"You are sending SMS faster than the account limit."}]}"#,
+                true,
+                "1",
+                "You are sending SMS faster than the account limit.",
+            ),
+            (
+                r#"{"message-count":"2","messages":[{"to":"1234567890","message-id":"3295d748-4e14-4681-af78-166dca3c5aab","status":"0"},{"status":"1","error-text":"Throttled"}]}"#,
+                true,
+                "1",
+                "Throttled",
+            ),
         ];
         for (body, transient, code, text) in table {
             let e = VonageSmsAdapter.parse_send_response(&resp(200, body)).unwrap_err();
             assert_eq!((e.is_transient(), e.code()), (transient, Some(code)), "{body}");
             assert!(e.to_string().contains(text));
         }
-        for (body, what) in [("", "not JSON"), (r#"{"message-count":"0","messages":[]}"#, "no messages"), (r#"{"messages":[{"status":"0"}]}"#, "no id")] {
+        for (body, what) in [
+            ("", "not JSON"),
+            (r#"{"message-count":"0","messages":[]}"#, "no messages"),
+            (r#"{"messages":[{"status":"0"}]}"#, "no id"),
+        ] {
             let e = VonageSmsAdapter.parse_send_response(&resp(200, body)).unwrap_err();
             assert_eq!(e.code(), Some("malformed_response"), "{what}");
         }
@@ -867,7 +898,10 @@ mod tests {
         for code in ["2", "3", "4", "6", "7", "8", "9", "11", "12", "14", "15", "22", "23", "29", "32", "33", "99"] {
             assert!(!sms_status_is_transient(code), "{code}");
             let body = format!(r#"{{"message-count":"1","messages":[{{"status":"{code}","error-text":"x"}}]}}"#);
-            assert!(matches!(VonageSmsAdapter.parse_send_response(&resp(200, &body)), Err(SendError::Permanent { .. })));
+            assert!(matches!(
+                VonageSmsAdapter.parse_send_response(&resp(200, &body)),
+                Err(SendError::Permanent { .. })
+            ));
         }
         let throttled = ProviderResponse {
             status: 429,
@@ -876,10 +910,15 @@ mod tests {
         };
         assert_eq!(
             VonageSmsAdapter.parse_send_response(&throttled).unwrap_err(),
-            SendError::Transient { code: Some("http_429".into()), message: "Too Many Requests".into(), retry_after_secs: Some(3) }
+            SendError::Transient {
+                code: Some("http_429".into()),
+                message: "Too Many Requests".into(),
+                retry_after_secs: Some(3)
+            }
         );
         assert!(VonageSmsAdapter.parse_send_response(&resp(503, "")).unwrap_err().is_transient());
-        let unauth = VonageSmsAdapter.parse_send_response(&resp(401, r#"{"Error": "Authentication Failed"}"#)).unwrap_err();
+        let unauth =
+            VonageSmsAdapter.parse_send_response(&resp(401, r#"{"Error": "Authentication Failed"}"#)).unwrap_err();
         assert!(!unauth.is_transient());
     }
 
@@ -924,7 +963,8 @@ mod tests {
         let obj: Map<String, Value> = p.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         let json_body = serde_json::to_vec(&obj).unwrap();
         let json_req = req("POST", "https://h/dlr", &[("Content-Type", "application/json")], &json_body);
-        let form_req = req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&p));
+        let form_req =
+            req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&p));
         let query = String::from_utf8(form_of(&p)).unwrap();
         let get_req = req("GET", &format!("https://h/dlr?{query}"), &[], b"");
         for r in [json_req, form_req, get_req] {
@@ -936,7 +976,12 @@ mod tests {
             assert_eq!(u[0].occurred_at.as_deref(), Some("2020-01-01T12:00:00Z"));
             assert_eq!(VonageSmsAdapter.replay_key(&r).as_deref(), Some("nonce:ec11dd3e-1e7f-4db5-9467-82b02cd223b9"));
         }
-        let failed = req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&dlr_params("failed", "7")));
+        let failed = req(
+            "POST",
+            "https://h/dlr",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &form_of(&dlr_params("failed", "7")),
+        );
         let Callback::Status(u) = VonageSmsAdapter.parse_callback(&failed).unwrap() else { panic!() };
         assert_eq!((u[0].status, u[0].error_code.as_deref()), (DeliveryStatus::Undelivered, Some("7")));
         assert_eq!(u[0].description.as_deref(), Some("handset busy"));
@@ -946,7 +991,12 @@ mod tests {
         let r = req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&part));
         let Callback::Status(u) = VonageSmsAdapter.parse_callback(&r).unwrap() else { panic!() };
         assert_eq!((u[0].status, u[0].part), (DeliveryStatus::Expired, Some((2, 3))));
-        let odd = req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&dlr_params("wobbly", "0")));
+        let odd = req(
+            "POST",
+            "https://h/dlr",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &form_of(&dlr_params("wobbly", "0")),
+        );
         assert!(matches!(VonageSmsAdapter.parse_callback(&odd).unwrap(), Callback::Ignored(_)));
     }
 
@@ -974,7 +1024,8 @@ mod tests {
         // No nonce: the signed timestamp + sig.
         let mut signed = p.clone();
         signed.push(("sig".into(), "D2E7B1DC968737C5998AD624E02F90B7".into()));
-        let r = req("POST", "https://h/in", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&signed));
+        let r =
+            req("POST", "https://h/in", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&signed));
         assert_eq!(VonageSmsAdapter.replay_key(&r).as_deref(), Some("sig:1385047698:d2e7b1dc968737c5998ad624e02f90b7"));
     }
 
@@ -992,7 +1043,12 @@ mod tests {
                 Err(VerifyError::TimestampOutOfTolerance(300))
             );
             let tampered = String::from_utf8(body).unwrap().replace("delivered", "failed");
-            let bad = req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], tampered.as_bytes());
+            let bad = req(
+                "POST",
+                "https://h/dlr",
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                tampered.as_bytes(),
+            );
             assert_eq!(VonageSmsAdapter.verify_callback(&c, &bad, NOW), Err(VerifyError::SignatureMismatch));
         }
         // Another account's receipt signed with the same secret.
@@ -1001,9 +1057,13 @@ mod tests {
         p.retain(|(k, _)| k != "api-key");
         p.push(("api-key".into(), "ffff0000".into()));
         p.push(("sig".into(), sign_sms(SIG_SECRET, VonageSignatureMethod::Md5hash, &p)));
-        let other = req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&p));
+        let other =
+            req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&p));
         assert_eq!(VonageSmsAdapter.verify_callback(&c, &other, NOW), Err(VerifyError::BadCredentials));
-        assert!(matches!(VonageSmsAdapter.verify_callback(&msgs_creds(), &other, NOW), Err(VerifyError::SecretUnusable(_))));
+        assert!(matches!(
+            VonageSmsAdapter.verify_callback(&msgs_creds(), &other, NOW),
+            Err(VerifyError::SecretUnusable(_))
+        ));
     }
 
     // ------------------------------------------------------------------ Messages API
@@ -1014,7 +1074,8 @@ mod tests {
             .build_send(&msgs_creds(), &msg(MessageKind::Sms, "+447400123456", "+447400123457", "Hello", &[]))
             .unwrap();
         assert_eq!((r.method, r.url.as_str()), ("POST", "http://127.0.0.1:7/v1/messages"));
-        let expected_auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}")));
+        let expected_auth =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}")));
         assert_eq!(header(&r, "Authorization"), Some(expected_auth.as_str()));
         assert_eq!(header(&r, "Content-Type"), Some("application/json"));
         let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -1040,7 +1101,8 @@ mod tests {
     #[test]
     fn messages_mms_request_shape() {
         let m = msg(MessageKind::Mms, "+14155552345", "+14155550100", "Flood map", &["https://m.example/map.png"]);
-        let v: Value = serde_json::from_slice(&VonageMessagesAdapter.build_send(&msgs_creds(), &m).unwrap().body).unwrap();
+        let v: Value =
+            serde_json::from_slice(&VonageMessagesAdapter.build_send(&msgs_creds(), &m).unwrap().body).unwrap();
         assert_eq!(v["message_type"], "image");
         assert_eq!(v["channel"], "mms");
         assert_eq!(v["image"], json!({"url": "https://m.example/map.png", "caption": "Flood map"}));
@@ -1049,7 +1111,8 @@ mod tests {
         assert!(v.get("text").is_none());
         let mut short_ttl = m.clone();
         short_ttl.validity_secs = Some(60);
-        let v: Value = serde_json::from_slice(&VonageMessagesAdapter.build_send(&msgs_creds(), &short_ttl).unwrap().body).unwrap();
+        let v: Value =
+            serde_json::from_slice(&VonageMessagesAdapter.build_send(&msgs_creds(), &short_ttl).unwrap().body).unwrap();
         assert_eq!(v["ttl"], 300);
         let uk = msg(MessageKind::Mms, "+447400123456", "+447400123457", "", &["https://m.example/a.jpg"]);
         assert!(matches!(VonageMessagesAdapter.build_send(&msgs_creds(), &uk), Err(SendError::Unsupported(_))));
@@ -1069,21 +1132,49 @@ mod tests {
             .unwrap();
         assert_eq!(a.provider_message_id.as_str(), "d8f86df1-dec6-442f-870a-2241be27d721");
         assert_eq!(a.status, DeliveryStatus::Sent);
-        assert_eq!(VonageMessagesAdapter.parse_send_response(&resp(202, "{}")).unwrap_err().code(), Some("malformed_response"));
+        assert_eq!(
+            VonageMessagesAdapter.parse_send_response(&resp(202, "{}")).unwrap_err().code(),
+            Some("malformed_response")
+        );
 
         // (status, body, transient, code)
         let table: &[(u16, &str, bool, &str)] = &[
             // low_balance_error.json (402)
-            (402, r#"{"type":"https://developer.nexmo.com/api-errors/#low-balance","title":"Low balance","detail":"This request could not be performed due to your account balance being low.","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf"}"#, false, "low-balance"),
+            (
+                402,
+                r#"{"type":"https://developer.nexmo.com/api-errors/#low-balance","title":"Low balance","detail":"This request could not be performed due to your account balance being low.","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf"}"#,
+                false,
+                "low-balance",
+            ),
             // invalid_error.json (422)
-            (422, r#"{"type":"https://developer.vonage.com/api-errors/messages#1150","title":"Invalid params","detail":"The value of one or more parameters is invalid.","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf","invalid_parameters":[{"name":"messenger.tag","reason":"invalid value"}]}"#, false, "1150"),
+            (
+                422,
+                r#"{"type":"https://developer.vonage.com/api-errors/messages#1150","title":"Invalid params","detail":"The value of one or more parameters is invalid.","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf","invalid_parameters":[{"name":"messenger.tag","reason":"invalid value"}]}"#,
+                false,
+                "1150",
+            ),
             // http_client/tests/data/403.json
-            (403, r#"{"type":"https://developer.vonage.com/api-errors#forbidden","title":"Forbidden","detail":"Your account does not have permission to perform this action.","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf"}"#, false, "forbidden"),
+            (
+                403,
+                r#"{"type":"https://developer.vonage.com/api-errors#forbidden","title":"Forbidden","detail":"Your account does not have permission to perform this action.","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf"}"#,
+                false,
+                "forbidden",
+            ),
             // api-errors "unauthorized"
-            (401, r#"{"type":"https://developer.nexmo.com/api-errors#unauthorized","title":"Unauthorized","detail":"You did not provide correct credentials.","instance":"797a8f199c45014ab7b08bfe9cc1c12c"}"#, false, "unauthorized"),
+            (
+                401,
+                r#"{"type":"https://developer.nexmo.com/api-errors#unauthorized","title":"Unauthorized","detail":"You did not provide correct credentials.","instance":"797a8f199c45014ab7b08bfe9cc1c12c"}"#,
+                false,
+                "unauthorized",
+            ),
             // http_client/tests/data/{401,429,500}.json
             (401, r#"{"Error": "Authentication Failed"}"#, false, "http_401"),
-            (429, r#"{"type":"https://developer.vonage.com/api-errors#throttled","title":"Rate Limit Hit","detail":"Please wait, then retry your request","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf"}"#, true, "throttled"),
+            (
+                429,
+                r#"{"type":"https://developer.vonage.com/api-errors#throttled","title":"Rate Limit Hit","detail":"Please wait, then retry your request","instance":"bf0ca0bf927b3b52e3cb03217e1a1ddf"}"#,
+                true,
+                "throttled",
+            ),
             (429, r#"{"Error": "Too Many Requests"}"#, true, "http_429"),
             (500, r#"{"Error": "Internal Server Error"}"#, true, "http_500"),
             (502, "", true, "http_502"),
@@ -1130,7 +1221,9 @@ mod tests {
             "usage": {"currency": "EUR", "price": "0.0333"}, "sms": {"count_total": "3"},
             "destination": {"network_code": "54321"}
         });
-        let Callback::Status(u) = VonageMessagesAdapter.parse_callback(&json_req(&submitted)).unwrap() else { panic!() };
+        let Callback::Status(u) = VonageMessagesAdapter.parse_callback(&json_req(&submitted)).unwrap() else {
+            panic!()
+        };
         assert_eq!(u[0].provider_message_id.as_str(), "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab");
         assert_eq!((u[0].status, u[0].provider_status.as_str()), (DeliveryStatus::Sent, "submitted"));
         assert_eq!(u[0].client_ref.as_deref(), Some("01JD0000000000000000000000"));
@@ -1154,10 +1247,13 @@ mod tests {
 
         let undeliverable = json!({"message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", "to": "447700900000", "from": "447700900001",
             "timestamp": "2020-01-08T15:43:21.000Z", "status": "undeliverable", "channel": "mms"});
-        let Callback::Status(u) = VonageMessagesAdapter.parse_callback(&json_req(&undeliverable)).unwrap() else { panic!() };
+        let Callback::Status(u) = VonageMessagesAdapter.parse_callback(&json_req(&undeliverable)).unwrap() else {
+            panic!()
+        };
         assert_eq!(u[0].status, DeliveryStatus::Undelivered);
 
-        let whatsapp = json!({"message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", "status": "read", "channel": "whatsapp"});
+        let whatsapp =
+            json!({"message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", "status": "read", "channel": "whatsapp"});
         assert!(matches!(VonageMessagesAdapter.parse_callback(&json_req(&whatsapp)).unwrap(), Callback::Ignored(_)));
         let odd = json!({"message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", "status": "wobbly", "channel": "sms"});
         assert!(matches!(VonageMessagesAdapter.parse_callback(&json_req(&odd)).unwrap(), Callback::Ignored(_)));
@@ -1172,14 +1268,20 @@ mod tests {
             "sms": {"num_messages": "1", "keyword": "HELLO"}, "usage": {"price": "0.0057", "currency": "EUR"},
             "message_type": "text"});
         let Callback::Inbound(m) = VonageMessagesAdapter.parse_callback(&json_req(&sms)).unwrap() else { panic!() };
-        assert_eq!((m.from.as_str(), m.to.as_str(), m.text.as_str()), ("447700900001", "447700900000", "Hello From Vonage!"));
+        assert_eq!(
+            (m.from.as_str(), m.to.as_str(), m.text.as_str()),
+            ("447700900001", "447700900000", "Hello From Vonage!")
+        );
         assert_eq!(m.received_at.as_deref(), Some("2025-02-03T12:14:25Z"));
         assert!(m.provider_metadata.get("text").is_none());
         let mms = json!({"channel": "mms", "message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", "to": "14155550100",
             "from": "14155552345", "timestamp": "2025-02-03T12:14:25Z", "message_type": "image",
             "image": {"url": "https://api-us.nexmo.com/v3/media/abc", "caption": "the bridge"}});
         let Callback::Inbound(m) = VonageMessagesAdapter.parse_callback(&json_req(&mms)).unwrap() else { panic!() };
-        assert_eq!(m.media, vec![InboundMedia { url: "https://api-us.nexmo.com/v3/media/abc".into(), content_type: None }]);
+        assert_eq!(
+            m.media,
+            vec![InboundMedia { url: "https://api-us.nexmo.com/v3/media/abc".into(), content_type: None }]
+        );
         assert_eq!(m.text, "the bridge");
         let wa = json!({"channel": "whatsapp", "message_type": "text", "message_uuid": "x"});
         assert!(matches!(VonageMessagesAdapter.parse_callback(&json_req(&wa)).unwrap(), Callback::Ignored(_)));
@@ -1198,20 +1300,37 @@ mod tests {
     #[test]
     fn messages_verify_and_replay_key() {
         let body = br#"{"message_uuid":"aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab","status":"delivered","channel":"sms"}"#;
-        let claims = VonageJwtClaims { jti: Some("11111111-2222-4333-8444-555555555555".into()), api_key: Some(KEY.into()), iat: NOW };
+        let claims = VonageJwtClaims {
+            jti: Some("11111111-2222-4333-8444-555555555555".into()),
+            api_key: Some(KEY.into()),
+            iat: NOW,
+        };
         let ok = jwt_request(SIG_SECRET, &claims, body);
         assert_eq!(VonageMessagesAdapter.verify_callback(&msgs_creds(), &ok, NOW + 5), Ok(()));
         assert_eq!(VonageMessagesAdapter.replay_key(&ok).as_deref(), Some("jti:11111111-2222-4333-8444-555555555555"));
         assert!(VonageMessagesAdapter.verify_callback(&msgs_creds(), &ok, NOW + 301).is_err());
         let forged = jwt_request("wrong-secret-wrong-secret-000000", &claims, body);
-        assert_eq!(VonageMessagesAdapter.verify_callback(&msgs_creds(), &forged, NOW), Err(VerifyError::SignatureMismatch));
+        assert_eq!(
+            VonageMessagesAdapter.verify_callback(&msgs_creds(), &forged, NOW),
+            Err(VerifyError::SignatureMismatch)
+        );
         let mut tampered = ok.clone();
         tampered.body = body.iter().copied().map(|b| if b == b'd' { b'D' } else { b }).collect();
-        assert_eq!(VonageMessagesAdapter.verify_callback(&msgs_creds(), &tampered, NOW), Err(VerifyError::BodyHashMismatch));
-        let other_account = jwt_request(SIG_SECRET, &VonageJwtClaims { api_key: Some("zzzz9999".into()), ..claims.clone() }, body);
-        assert_eq!(VonageMessagesAdapter.verify_callback(&msgs_creds(), &other_account, NOW), Err(VerifyError::BadCredentials));
+        assert_eq!(
+            VonageMessagesAdapter.verify_callback(&msgs_creds(), &tampered, NOW),
+            Err(VerifyError::BodyHashMismatch)
+        );
+        let other_account =
+            jwt_request(SIG_SECRET, &VonageJwtClaims { api_key: Some("zzzz9999".into()), ..claims.clone() }, body);
+        assert_eq!(
+            VonageMessagesAdapter.verify_callback(&msgs_creds(), &other_account, NOW),
+            Err(VerifyError::BadCredentials)
+        );
         let sms_creds = sms_creds_with(VonageSignatureMethod::Md5hash);
-        assert!(matches!(VonageMessagesAdapter.verify_callback(&sms_creds, &ok, NOW), Err(VerifyError::SecretUnusable(_))));
+        assert!(matches!(
+            VonageMessagesAdapter.verify_callback(&sms_creds, &ok, NOW),
+            Err(VerifyError::SecretUnusable(_))
+        ));
         assert_eq!(VonageMessagesAdapter.replay_key(&req("POST", "https://h", &[], b"{}")), None);
     }
 

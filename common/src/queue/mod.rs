@@ -35,6 +35,9 @@ pub struct SendJob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantCallbackJob {
     pub tenant: TenantId,
+    /// The message the callback is about (its history records each delivery attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
     /// The JSON body to POST, already rendered (signed at delivery time).
     pub body: String,
     /// Delivery attempt, 1-based.

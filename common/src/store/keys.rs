@@ -62,3 +62,10 @@ pub fn due_sk(due_at: &str, id: MessageId) -> String {
 pub fn record_ttl(m: &Message) -> Option<i64> {
     crate::time::parse_iso8601(&m.expires_at).map(|t| t.timestamp() + DEFAULT_RECORD_RETENTION_SECS)
 }
+pub fn escalations_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}#ESCALATIONS")
+}
+/// Circuit-breaker counters for one tenant provider account, one item per minute.
+pub fn health_pk(t: &TenantId, provider_id: &str) -> String {
+    format!("HEALTH#{t}#{provider_id}")
+}

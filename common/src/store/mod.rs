@@ -99,6 +99,23 @@ impl<'a> Change<'a> {
     }
 }
 
+/// A missed delivery deadline that an operator should act on (phone the recipient).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub tenant: TenantId,
+    pub message_id: MessageId,
+    pub category: String,
+    /// Masked recipient (the full number is on the message for those allowed to read it).
+    pub to: String,
+    pub raised_at: String,
+    pub deadline_secs: u32,
+    pub status_at_escalation: DeliveryStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     pub key_id: String,
@@ -412,9 +429,22 @@ impl DynamoStore {
     /// Moves a message's due time without changing its state (version-conditional),
     /// recording why in its history.
     pub async fn reschedule(&self, m: &Message, next_due: &str, reason: String, now: Instant) -> Result<(), StoreError> {
+        let due = next_due.to_string();
+        self.update_fields(m, move |n| n.next_attempt_at = Some(due), reason, now).await
+    }
+
+    /// Edits fields other than the status (version-conditional), recording why.
+    pub async fn update_fields(
+        &self,
+        m: &Message,
+        edit: impl FnOnce(&mut Message),
+        reason: String,
+        now: Instant,
+    ) -> Result<(), StoreError> {
         let mut next = m.clone();
-        next.version += 1;
-        next.next_attempt_at = Some(next_due.to_string());
+        edit(&mut next);
+        next.status = m.status;
+        next.version = m.version + 1;
         next.updated_at = iso8601(now);
         let event = MessageEvent {
             at: iso8601(now),
@@ -439,6 +469,94 @@ impl DynamoStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Records an escalation for a message (idempotent per message).
+    pub async fn put_escalation(&self, e: &Escalation) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let item = HashMap::from([
+            ("pk".into(), s(keys::escalations_pk(&e.tenant))),
+            ("sk".into(), s(e.message_id.to_string())),
+            ("type".into(), s("escalation")),
+            ("doc".into(), s(doc)),
+        ]);
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match unavailable(e) {
+                StoreError::Conflict => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub async fn list_escalations(&self, tenant: &TenantId) -> Result<Vec<Escalation>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(keys::escalations_pk(tenant)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in resp.items.unwrap_or_default() {
+                out.push(parse_doc(&item)?);
+            }
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges an open escalation; `NotFound` if there is none for that message,
+    /// `Conflict` if it was already acknowledged.
+    pub async fn ack_escalation(&self, tenant: &TenantId, id: MessageId, by: &str, now: Instant) -> Result<Escalation, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::escalations_pk(tenant)))
+            .key("sk", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.item else { return Err(StoreError::NotFound) };
+        let mut e: Escalation = parse_doc(&item)?;
+        if e.acknowledged_at.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        let old_doc = get_s(&item, "doc")?.to_string();
+        e.acknowledged_at = Some(iso8601(now));
+        e.acknowledged_by = Some(by.to_string());
+        let doc = serde_json::to_string(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::escalations_pk(tenant)))
+            .key("sk", s(id.to_string()))
+            .update_expression("SET doc = :new")
+            .condition_expression("doc = :old")
+            .expression_attribute_values(":new", s(doc))
+            .expression_attribute_values(":old", s(old_doc))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(e)
     }
 
     pub async fn find_by_provider_id(&self, provider_id: &str, pmid: &ProviderMessageId) -> Result<Option<(MessageId, TenantId)>, StoreError> {
@@ -504,6 +622,57 @@ impl DynamoStore {
                 other => Err(other),
             },
         }
+    }
+
+    /// Counts a send outcome for the circuit breaker (per tenant account, per minute).
+    pub async fn record_outcome(&self, tenant: &TenantId, provider_id: &str, ok: bool, now: Instant) -> Result<(), StoreError> {
+        let minute = now.format("%Y-%m-%dT%H:%M").to_string();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::health_pk(tenant, provider_id)))
+            .key("sk", s(minute))
+            .update_expression("ADD #c :one SET #t = if_not_exists(#t, :ttl), #ty = :ty")
+            .expression_attribute_names("#c", if ok { "ok" } else { "fail" })
+            .expression_attribute_names("#t", "ttl")
+            .expression_attribute_names("#ty", "type")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(now.timestamp() + 3600))
+            .expression_attribute_values(":ty", s("provider_health"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// (successes, transient failures) for an account over the last `minutes` minutes.
+    pub async fn recent_outcomes(&self, tenant: &TenantId, provider_id: &str, minutes: i64, now: Instant) -> Result<(u64, u64), StoreError> {
+        let from = (now - chrono::Duration::minutes(minutes)).format("%Y-%m-%dT%H:%M").to_string();
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(":pk", s(keys::health_pk(tenant, provider_id)))
+            .expression_attribute_values(":from", s(from))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let num = |i: &Item, k: &str| i.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(resp.items.unwrap_or_default().iter().fold((0, 0), |(o, f), i| (o + num(i, "ok"), f + num(i, "fail"))))
+    }
+
+    /// Forgets a replay key (processing failed, so the provider's retry must pass).
+    pub async fn release_once(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::replay_pk(key)))
+            .key("sk", s(keys::REPLAY_SK))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     pub async fn get_tenant_config(&self, tenant: &TenantId) -> Result<Option<TenantConfig>, StoreError> {

@@ -300,8 +300,10 @@ async fn handle(state: &State, req: Request) -> http::Response<bytes::Bytes> {
     if from.is_empty() {
         field_errors.push(("from", "'from' must not be null".to_owned()));
     }
-    let media: Vec<String> =
-        body["media"].as_array().map(|m| m.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
+    let media: Vec<String> = body["media"]
+        .as_array()
+        .map(|m| m.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
     let text = body["text"].as_str().unwrap_or_default();
     if text.is_empty() && media.is_empty() {
         field_errors.push(("text", "'text' or 'media' must be provided".to_owned()));
@@ -330,7 +332,9 @@ async fn handle(state: &State, req: Request) -> http::Response<bytes::Bytes> {
             r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
             r
         }
-        Outcome::ServerError(status) => error(status, "internal-server-error", "An internal server error occurred", &[]),
+        Outcome::ServerError(status) => {
+            error(status, "internal-server-error", "An internal server error occurred", &[])
+        }
         Outcome::Permanent(kind) => {
             let status = match kind.as_str() {
                 "unauthorized" => 401,
@@ -343,7 +347,13 @@ async fn handle(state: &State, req: Request) -> http::Response<bytes::Bytes> {
     }
 }
 
-fn accept(state: &State, body: &Value, from: String, to: Vec<String>, media: Vec<String>) -> http::Response<bytes::Bytes> {
+fn accept(
+    state: &State,
+    body: &Value,
+    from: String,
+    to: Vec<String>,
+    media: Vec<String>,
+) -> http::Response<bytes::Bytes> {
     let id = message_id();
     let text = body["text"].as_str().unwrap_or_default();
     let segments = if !media.is_empty() {
@@ -388,11 +398,8 @@ fn accept(state: &State, body: &Value, from: String, to: Vec<String>, media: Vec
 fn error(status: u16, kind: &str, description: &str, field_errors: &[(&str, String)]) -> http::Response<bytes::Bytes> {
     let mut e = json!({"type": kind, "description": description});
     if !field_errors.is_empty() {
-        e["fieldErrors"] = field_errors
-            .iter()
-            .map(|(f, d)| json!({"fieldName": f, "description": d}))
-            .collect::<Vec<_>>()
-            .into();
+        e["fieldErrors"] =
+            field_errors.iter().map(|(f, d)| json!({"fieldName": f, "description": d})).collect::<Vec<_>>().into();
     }
     json(status, &e)
 }
@@ -432,7 +439,11 @@ fn basic(user: &str, pass: &str) -> String {
 }
 
 fn is_e164(s: &str) -> bool {
-    s.len() >= 8 && s.len() <= 16 && s.starts_with('+') && s[1..].bytes().all(|b| b.is_ascii_digit()) && !s[1..].starts_with('0')
+    s.len() >= 8
+        && s.len() <= 16
+        && s.starts_with('+')
+        && s[1..].bytes().all(|b| b.is_ascii_digit())
+        && !s[1..].starts_with('0')
 }
 
 /// A Bandwidth-shaped message id: epoch milliseconds then 16 lowercase letters/digits

@@ -190,7 +190,13 @@ impl FakeSinch {
     }
 
     /// POSTs a signed summary delivery report.
-    pub async fn send_summary_callback(&self, callback_url: &str, batch_id: &str, status: &str, code: u32) -> reqwest::Response {
+    pub async fn send_summary_callback(
+        &self,
+        callback_url: &str,
+        batch_id: &str,
+        status: &str,
+        code: u32,
+    ) -> reqwest::Response {
         let body = self.summary_report_body(batch_id, status, code);
         self.post_signed(callback_url, &body).await
     }
@@ -212,7 +218,13 @@ impl FakeSinch {
     }
 
     /// POSTs a delivery report that is wrong in the way `forgery` says.
-    pub async fn send_forged_callback(&self, callback_url: &str, batch_id: &str, status: &str, forgery: Forgery) -> reqwest::Response {
+    pub async fn send_forged_callback(
+        &self,
+        callback_url: &str,
+        batch_id: &str,
+        status: &str,
+        forgery: Forgery,
+    ) -> reqwest::Response {
         let body = self.recipient_report_body(batch_id, status, 0);
         let now = chrono::Utc::now().timestamp();
         let n = nonce();
@@ -221,7 +233,14 @@ impl FakeSinch {
             Forgery::WrongSecret => (sign_with("not-the-secret", &body, &n, now), body),
             Forgery::TamperedBody => {
                 let h = Self::sign(&body, &n, now);
-                (h, body.replacen(&format!("\"status\":\"{status}\""), "\"status\":\"Delivered\"", 1).replacen("\"code\":0", "\"code\":1", 1))
+                (
+                    h,
+                    body.replacen(&format!("\"status\":\"{status}\""), "\"status\":\"Delivered\"", 1).replacen(
+                        "\"code\":0",
+                        "\"code\":1",
+                        1,
+                    ),
+                )
             }
             Forgery::StaleTimestamp => (Self::sign(&body, &n, now - 3600), body),
             Forgery::MissingNonce => (drop(Self::sign(&body, &n, now), "x-sinch-webhook-signature-nonce"), body),

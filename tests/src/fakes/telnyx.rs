@@ -127,9 +127,12 @@ impl FakeTelnyx {
             Some(s) => (s.from, s.to, s.kind),
             None => ("+18445550001".into(), "+18665550001".into(), "SMS".into()),
         };
-        let event_type = if matches!(status, "queued" | "sending" | "sent") { "message.sent" } else { "message.finalized" };
+        let event_type =
+            if matches!(status, "queued" | "sending" | "sent") { "message.sent" } else { "message.finalized" };
         let errors = match error_code {
-            Some(code) => json!([{"code": code, "title": delivery_error_title(code), "detail": delivery_error_title(code)}]),
+            Some(code) => {
+                json!([{"code": code, "title": delivery_error_title(code), "detail": delivery_error_title(code)}])
+            }
             None => json!([]),
         };
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
@@ -254,7 +257,11 @@ impl FakeTelnyx {
             Forgery::WrongKey => (sign_with(&OTHER_KEY, &body, now), body),
             Forgery::TamperedBody => {
                 let h = Self::sign(&body, now);
-                (h, body.replacen(&format!("\"status\":\"{status}\""), "\"status\":\"delivered\"", 1).replace("\"parts\":1", "\"parts\":2"))
+                (
+                    h,
+                    body.replacen(&format!("\"status\":\"{status}\""), "\"status\":\"delivered\"", 1)
+                        .replace("\"parts\":1", "\"parts\":2"),
+                )
             }
             Forgery::StaleTimestamp => (Self::sign(&body, now - 600), body),
             Forgery::MissingSignature => {
@@ -268,11 +275,8 @@ impl FakeTelnyx {
     }
 
     async fn post(&self, url: &str, headers: Vec<(String, String)>, body: String) -> reqwest::Response {
-        let mut rb = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("user-agent", "telnyx-webhooks");
+        let mut rb =
+            self.client.post(url).header("content-type", "application/json").header("user-agent", "telnyx-webhooks");
         for (k, v) in headers {
             rb = rb.header(k, v);
         }
@@ -285,10 +289,7 @@ fn sign_with(key: &[u8; 32], body: &str, timestamp: i64) -> Vec<(String, String)
     signed.push(b'|');
     signed.extend_from_slice(body.as_bytes());
     let sig = SigningKey::from_bytes(key).sign(&signed);
-    vec![
-        ("telnyx-timestamp".into(), timestamp.to_string()),
-        ("telnyx-signature-ed25519".into(), b64(&sig.to_bytes())),
-    ]
+    vec![("telnyx-timestamp".into(), timestamp.to_string()), ("telnyx-signature-ed25519".into(), b64(&sig.to_bytes()))]
 }
 
 async fn handle(state: &State, req: Request) -> http::Response<bytes::Bytes> {
@@ -351,11 +352,19 @@ async fn handle(state: &State, req: Request) -> http::Response<bytes::Bytes> {
             accept(state, &body, &from, to, kind)
         }
         Outcome::RateLimited(secs) => {
-            let mut r = error(429, "10011", "Too many requests", "You have exceeded the maximum number of allowed requests.", None);
+            let mut r = error(
+                429,
+                "10011",
+                "Too many requests",
+                "You have exceeded the maximum number of allowed requests.",
+                None,
+            );
             r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
             r
         }
-        Outcome::ServerError(status) => error(status, "10007", "Unexpected error", "An unexpected error occured.", None),
+        Outcome::ServerError(status) => {
+            error(status, "10007", "Unexpected error", "An unexpected error occured.", None)
+        }
         Outcome::Permanent(code) => {
             let (title, pointer) = api_error_title(&code);
             error(400, &code, title, title, pointer)
@@ -365,7 +374,11 @@ async fn handle(state: &State, req: Request) -> http::Response<bytes::Bytes> {
 
 fn accept(state: &State, body: &Value, from: &str, to: &str, kind: &str) -> http::Response<bytes::Bytes> {
     let id = uuid();
-    state.sent.lock().unwrap().insert(id.clone(), Sent { from: from.to_owned(), to: to.to_owned(), kind: kind.to_owned() });
+    state
+        .sent
+        .lock()
+        .unwrap()
+        .insert(id.clone(), Sent { from: from.to_owned(), to: to.to_owned(), kind: kind.to_owned() });
     let text = body["text"].as_str().unwrap_or_default();
     let parts = match text.chars().count() {
         0..=160 => 1,
@@ -455,7 +468,11 @@ fn delivery_error_title(code: &str) -> &'static str {
 }
 
 fn is_e164(s: &str) -> bool {
-    s.len() >= 8 && s.len() <= 16 && s.starts_with('+') && s[1..].bytes().all(|b| b.is_ascii_digit()) && !s[1..].starts_with('0')
+    s.len() >= 8
+        && s.len() <= 16
+        && s.starts_with('+')
+        && s[1..].bytes().all(|b| b.is_ascii_digit())
+        && !s[1..].starts_with('0')
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -211,7 +211,11 @@ impl FakeTwilio {
                 let forged_status = if status == "delivered" { "failed" } else { "delivered" };
                 let tampered: Vec<(String, String)> = params
                     .into_iter()
-                    .map(|(k, v)| if k == "MessageStatus" || k == "SmsStatus" { (k, forged_status.into()) } else { (k, v) })
+                    .map(
+                        |(k, v)| {
+                            if k == "MessageStatus" || k == "SmsStatus" { (k, forged_status.into()) } else { (k, v) }
+                        },
+                    )
                     .collect();
                 self.post_form(callback_url, &tampered, Some(sig)).await
             }
@@ -397,7 +401,11 @@ fn basic_auth_ok(header: Option<&str>, path_sid: &str) -> bool {
 }
 
 fn is_e164(s: &str) -> bool {
-    s.len() >= 8 && s.len() <= 16 && s.starts_with('+') && s[1..].bytes().all(|b| b.is_ascii_digit()) && !s[1..].starts_with('0')
+    s.len() >= 8
+        && s.len() <= 16
+        && s.starts_with('+')
+        && s[1..].bytes().all(|b| b.is_ascii_digit())
+        && !s[1..].starts_with('0')
 }
 
 /// 32 lowercase hex characters, unique within the process (the tail of a Twilio SID).

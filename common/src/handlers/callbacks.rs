@@ -1,0 +1,171 @@
+//! Signed status callbacks to tenants. Every applied state change (and every
+//! escalation) is rendered as JSON and queued; the `retry` function POSTs it to the
+//! tenant's callback URL, signed, retrying with backoff when the endpoint fails.
+//!
+//! Signature (verification walk-through with a worked example: docs/tenant-callbacks.md):
+//! header `Dispatch-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+//! with one `v1=` per active secret during rotation. The tenant's secret in Secrets
+//! Manager is either a plain string or `{"secrets": ["<current>", "<previous>"]}`.
+
+use super::{BatchFailures, Deps};
+use crate::domain::message::{EventSource, Message};
+use crate::queue::TenantCallbackJob;
+use crate::signatures::sandbox::signature_header;
+use crate::time::{iso8601, Instant};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use serde_json::json;
+use std::time::Duration;
+
+pub const SIGNATURE_HEADER: &str = "Dispatch-Signature";
+/// Delivery attempts before a callback is given up (and the give-up recorded).
+pub const MAX_ATTEMPTS: u32 = 8;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The JSON a tenant receives for a state change.
+pub fn status_body(m: &Message, now: Instant) -> String {
+    json!({
+        "type": "message.status",
+        "id": format!("evt_{}", ulid::Ulid::new()),
+        "occurred_at": iso8601(now),
+        "message": {
+            "id": m.id,
+            "tenant": m.tenant,
+            "status": m.status,
+            "category": m.category,
+            "to": m.to,
+            "from": m.from,
+            "attempts": m.attempts,
+            "provider": m.provider,
+            "reason": m.reason,
+            "error_code": m.error_code,
+            "created_at": m.created_at,
+            "updated_at": m.updated_at,
+            "operator_id": m.operator.operator_id,
+        }
+    })
+    .to_string()
+}
+
+/// The JSON a tenant receives when a delivery deadline passes without a receipt.
+pub fn escalation_body(m: &Message, deadline_secs: u32, now: Instant) -> String {
+    json!({
+        "type": "message.escalation",
+        "id": format!("evt_{}", ulid::Ulid::new()),
+        "occurred_at": iso8601(now),
+        "escalation": {
+            "reason": "delivery_deadline_missed",
+            "deadline_secs": deadline_secs,
+            "advice": "No delivery receipt within the deadline: contact the recipient another way (phone).",
+        },
+        "message": {
+            "id": m.id, "tenant": m.tenant, "status": m.status, "category": m.category,
+            "to": m.to, "attempts": m.attempts, "provider": m.provider, "sent_at": m.sent_at,
+            "operator_id": m.operator.operator_id,
+        }
+    })
+    .to_string()
+}
+
+/// Queues a callback if the tenant has a callback URL. Failures are logged, not
+/// fatal: the state change itself is already stored and visible through the API.
+pub async fn enqueue(deps: &Deps, m: &Message, body: String) {
+    if deps.cfg.tenant_callback_queue_url.is_empty() {
+        return;
+    }
+    match deps.tenant(&m.tenant).await {
+        Ok(Some(cfg)) if cfg.callback.is_some() => {}
+        _ => return,
+    }
+    let job = TenantCallbackJob { tenant: m.tenant.clone(), message_id: Some(m.id), body, attempt: 1 };
+    if let Err(e) = deps.queues.send(&deps.cfg.tenant_callback_queue_url, &job, 0).await {
+        tracing::warn!(message_id = %m.id, error = %e, "tenant callback could not be queued");
+    }
+}
+
+/// Reads the tenant's callback secrets (current first, then previous).
+async fn secrets(deps: &Deps, secret_id: &str) -> Result<Vec<String>, String> {
+    let raw = deps.secrets.get_string(secret_id).await.map_err(|e| e.to_string())?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw) {
+        if let Some(list) = v.get("secrets").and_then(|s| s.as_array()) {
+            let out: Vec<String> = list.iter().filter_map(|s| s.as_str().map(str::to_string)).filter(|s| !s.is_empty()).collect();
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        return Err("callback secret JSON needs a non-empty \"secrets\" array".into());
+    }
+    if raw.is_empty() { Err("callback secret is empty".into()) } else { Ok(vec![raw]) }
+}
+
+/// Consumes the tenant callback queue (the `retry` function's SQS event source).
+pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = BatchFailures::default();
+    for record in event.records {
+        let rid = record.message_id.clone();
+        let Some(Ok(job)) = record.body.as_deref().map(serde_json::from_str::<TenantCallbackJob>) else {
+            tracing::error!(record = ?rid, "malformed tenant callback job");
+            failures.fail(rid.as_deref());
+            continue;
+        };
+        if let Err(e) = deliver(deps, &job).await {
+            tracing::warn!(tenant = %job.tenant, error = %e, "tenant callback step failed; SQS will retry");
+            failures.fail(rid.as_deref());
+        }
+    }
+    failures.into_response()
+}
+
+async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
+    let Some(cfg) = deps.tenant(&job.tenant).await.map_err(|e| e.to_string())? else { return Ok(()) };
+    let Some(cb) = cfg.callback.clone() else { return Ok(()) };
+    let now = deps.clock.now();
+    let keys = match secrets(deps, &cb.secret_id).await {
+        Ok(k) => k,
+        Err(e) => {
+            record(deps, job, format!("tenant callback not sent: {e}")).await;
+            return Ok(());
+        }
+    };
+    let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    let header = signature_header(&key_refs, now.timestamp(), job.body.as_bytes());
+    let result = deps
+        .http
+        .post(&cb.url)
+        .timeout(TIMEOUT)
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, header)
+        .body(job.body.clone())
+        .send()
+        .await;
+    let outcome = match &result {
+        Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timed out".to_string()),
+        Err(_) => Err("could not connect".to_string()),
+    };
+    match outcome {
+        Ok(status) => {
+            record(deps, job, format!("tenant callback delivered (HTTP {status}, attempt {})", job.attempt)).await;
+        }
+        Err(why) if job.attempt < MAX_ATTEMPTS => {
+            let delay = (2u32.pow(job.attempt.min(9))).min(900);
+            record(deps, job, format!("tenant callback attempt {} failed ({why}); retrying in {delay}s", job.attempt)).await;
+            let next = TenantCallbackJob { attempt: job.attempt + 1, ..job.clone() };
+            deps.queues.send(&deps.cfg.tenant_callback_queue_url, &next, delay).await.map_err(|e| e.to_string())?;
+        }
+        Err(why) => {
+            record(deps, job, format!("tenant callback given up after {} attempts ({why})", job.attempt)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Records a delivery attempt in the message's history.
+async fn record(deps: &Deps, job: &TenantCallbackJob, note: String) {
+    let Some(id) = job.message_id else { return };
+    if let Ok(Some(m)) = deps.store.get_message(id).await {
+        if let Err(e) = deps.store.note(&m, EventSource::Retry, note, deps.clock.now()).await {
+            tracing::warn!(message_id = %id, error = %e, "could not record callback attempt");
+        }
+    }
+}

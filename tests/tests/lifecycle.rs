@@ -1,0 +1,223 @@
+//! Delivery lifecycle on the emulator: signed tenant callbacks (verified exactly as
+//! docs/tenant-callbacks.md says), delivery-deadline escalation and acknowledgement,
+//! dead-letter surfacing, and recovery of an attempt interrupted after its claim.
+
+use dispatch_common::domain::message::{EventSource, Message, MessageEvent, OperatorContext};
+use dispatch_common::domain::{ContentCategory, DeliveryStatus, Encoding, MessageId, MessageKind, E164};
+use dispatch_common::signatures::sandbox::verify_timestamped;
+use dispatch_common::time::iso8601;
+use dispatch_local::http_server::{handler, respond, serve_loopback};
+use dispatch_local::sandbox::numbers;
+use dispatch_tests::harness::{history, TestEnv};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const CURRENT: &str = "whsec-current-5d1e";
+const PREVIOUS: &str = "whsec-previous-9a07";
+
+struct Receiver {
+    server: dispatch_local::http_server::Server,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+/// A tenant endpoint that verifies every callback with BOTH rotation keys and fails
+/// the first `fail_first` requests with 500.
+async fn receiver(fail_first: usize) -> Receiver {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let g = got.clone();
+    let server = serve_loopback(handler(move |req| {
+        let g = g.clone();
+        let seen = seen.clone();
+        async move {
+            if seen.fetch_add(1, Ordering::SeqCst) < fail_first {
+                return respond(500, "text/plain", "down for maintenance");
+            }
+            let header = req.header("dispatch-signature").unwrap_or_default().to_string();
+            let now = chrono::Utc::now().timestamp();
+            let tol = Duration::from_secs(300);
+            for key in [CURRENT, PREVIOUS] {
+                if verify_timestamped(&header, key.as_bytes(), &req.body, now, tol).is_err() {
+                    return respond(401, "text/plain", "bad signature");
+                }
+            }
+            g.lock().unwrap().push(serde_json::from_slice(&req.body).unwrap());
+            respond(204, "text/plain", "")
+        }
+    }))
+    .await
+    .unwrap();
+    Receiver { server, got }
+}
+
+async fn env_with_callbacks(name: &str, r: &Receiver) -> TestEnv {
+    let url = format!("{}/dispatch-events", r.server.base_url());
+    let env = TestEnv::start_with(name, &[dispatch_common::providers::ProviderKind::Sandbox], move |mut c| {
+        c.callback = Some(serde_json::from_value(json!({"url": url, "secret_id": "dispatch/cb-secret"})).unwrap());
+        c.delivery.delivery_deadline_secs.insert("emergency_callback".into(), 1);
+        c
+    })
+    .await;
+    dispatch_local::seed::put_secret(&env.pipeline.clients, "dispatch/cb-secret", &json!({"secrets": [CURRENT, PREVIOUS]}).to_string())
+        .await
+        .unwrap();
+    env
+}
+
+async fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_callbacks_are_signed_retried_and_recorded() {
+    let r = receiver(1).await;
+    let env = env_with_callbacks("callbacks", &r).await;
+    let (_, body) = env.submit(json!({"to": "+12015550123", "body": "Road closed on Elm St.", "category": "resident_update"}), None).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    env.wait_for(&id, "delivered", 20).await;
+    let got = r.got.clone();
+    let complete = wait_until(20, || got.lock().unwrap().iter().any(|e| e["message"]["status"] == "delivered")).await;
+    assert!(complete, "delivered callback never verified: {:?}", r.got.lock().unwrap());
+    let events = r.got.lock().unwrap().clone();
+    for e in &events {
+        assert_eq!(e["type"], "message.status");
+        assert_eq!(e["message"]["id"], id.as_str());
+        assert!(e["occurred_at"].as_str().unwrap().ends_with('Z'), "ISO 8601 UTC");
+    }
+    // The first POST got a 500: it was retried, and every attempt is in the history.
+    let (_, m) = env.get(&id).await;
+    let notes: Vec<String> = m["history"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
+    assert!(notes.iter().any(|n| n.contains("tenant callback attempt 1 failed (HTTP 500)")), "{notes:#?}");
+    assert!(notes.iter().any(|n| n.contains("tenant callback delivered (HTTP 204")), "{notes:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_emergency_deadline_escalates_and_can_be_acknowledged() {
+    let r = receiver(0).await;
+    let env = env_with_callbacks("escalate", &r).await;
+    let (_, body) = env.submit(json!({"to": numbers::NO_RECEIPT, "body": "Call us back on 999.", "category": "emergency_callback"}), None).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    env.wait_for(&id, "sent", 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = env.sweep().await;
+    assert_eq!(report.escalated, 1, "{report:?}");
+    let (_, m) = env.get(&id).await;
+    assert_eq!(m["status"], "sent", "escalation does not invent a state");
+    assert!(m["escalated_at"].is_string());
+    let api = env.pipeline.api_url();
+    let list: Value = env.http.get(format!("{api}/v1/escalations")).bearer_auth(&env.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["open"][0]["message_id"], id.as_str());
+    assert!(!list["open"][0]["to"].as_str().unwrap().contains("5550104"), "recipient is masked in the escalation list");
+    let got = r.got.clone();
+    assert!(wait_until(10, || got.lock().unwrap().iter().any(|e| e["type"] == "message.escalation")).await);
+    // A second sweep does not escalate again.
+    assert_eq!(env.sweep().await.escalated, 0);
+    let ack = env.http.post(format!("{api}/v1/escalations/{id}/ack")).bearer_auth(&env.key).send().await.unwrap();
+    assert_eq!(ack.status().as_u16(), 200);
+    let again = env.http.post(format!("{api}/v1/escalations/{id}/ack")).bearer_auth(&env.key).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let list: Value = env.http.get(format!("{api}/v1/escalations")).bearer_auth(&env.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["open"].as_array().unwrap().len(), 0);
+}
+
+fn stored_message(env: &TestEnv, status: DeliveryStatus) -> Message {
+    let now = chrono::Utc::now();
+    Message {
+        id: MessageId::new(),
+        tenant: env.tenant.clone(),
+        kind: MessageKind::Sms,
+        category: ContentCategory::general(),
+        to: E164::parse("+12015550123", None).unwrap(),
+        from: None,
+        sender_requested: false,
+        body: Some("Bin collection moved to Tuesday.".into()),
+        body_sha256: "0".repeat(64),
+        media: vec![],
+        encoding: Encoding::Gsm7,
+        segments: 1,
+        status,
+        version: 1,
+        provider: Some("sandbox-main".into()),
+        provider_message_id: None,
+        attempts: if status == DeliveryStatus::Sending { 1 } else { 0 },
+        provider_attempts: if status == DeliveryStatus::Sending { 1 } else { 0 },
+        failed_providers: vec![],
+        priority: false,
+        reason: None,
+        error_code: None,
+        operator: OperatorContext::default(),
+        created_at: iso8601(now),
+        updated_at: iso8601(now),
+        sent_at: None,
+        completed_at: None,
+        next_attempt_at: Some(iso8601(now - chrono::Duration::seconds(5))),
+        expires_at: iso8601(now + chrono::Duration::hours(1)),
+        escalated_at: None,
+    }
+}
+
+async fn store(env: &TestEnv, m: &Message) {
+    let first = MessageEvent {
+        at: m.created_at.clone(),
+        source: EventSource::Send,
+        status: m.status,
+        from_status: None,
+        applied: true,
+        provider: m.provider.clone(),
+        provider_status: None,
+        error_code: None,
+        reason: Some("state staged by the test".into()),
+        attempt: Some(m.attempts),
+    };
+    env.pipeline.deps.store.create_message(m, &first, None, chrono::Utc::now()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_interrupted_after_its_claim_is_recovered_by_the_sweep() {
+    let env = TestEnv::start("crashclaim").await;
+    // A send function claimed attempt 1 (status `sending`) and died before calling out.
+    let m = stored_message(&env, DeliveryStatus::Sending);
+    store(&env, &m).await;
+    let report = env.sweep().await;
+    assert_eq!(report.requeued, 1, "{report:?}");
+    let done = env.wait_for(&m.id.to_string(), "delivered", 20).await;
+    assert_eq!(done["attempts"], 2);
+    assert!(history(&done).contains(&("retrying".into(), true)));
+    assert_eq!(env.sandbox.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_lettered_jobs_are_surfaced_not_dropped() {
+    let env = TestEnv::start("dlq").await;
+    let m = stored_message(&env, DeliveryStatus::Accepted);
+    let mut m = m;
+    m.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &m).await;
+    let dlq = env
+        .pipeline
+        .deps
+        .cfg
+        .dead_letter_queues
+        .iter()
+        .find(|(n, _)| n == "ROUTE_DLQ")
+        .map(|(_, u)| u.clone())
+        .expect("route DLQ configured from the template");
+    let job = json!({"message_id": m.id, "tenant": env.tenant});
+    env.pipeline.clients.sqs.send_message().queue_url(&dlq).message_body(job.to_string()).send().await.unwrap();
+    let report = env.sweep().await;
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    let (_, got) = env.get(&m.id.to_string()).await;
+    assert_eq!(got["status"], "failed");
+    assert!(got["reason"].as_str().unwrap().contains("ROUTE_DLQ"), "{got:#}");
+    let left = env.pipeline.clients.sqs.receive_message().queue_url(&dlq).send().await.unwrap();
+    assert!(left.messages.unwrap_or_default().is_empty(), "surfaced records are removed from the DLQ");
+}
