@@ -95,6 +95,8 @@ type Item = HashMap<String, AttributeValue>;
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// How many times an append re-reads the head after losing a race before giving up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+const BASE_BACKOFF_MS: u64 = 5;
+const MAX_BACKOFF_MS: u64 = 320;
 /// `detail` is cut to this many characters (keeps items far from DynamoDB's 400 KB).
 pub const MAX_DETAIL_CHARS: usize = 2000;
 
@@ -712,9 +714,10 @@ impl AuditLog {
         let mut last = String::from("no attempt made");
         for attempt in 0..self.max_attempts {
             if attempt > 0 {
-                // Jittered, growing backoff so racing writers spread out.
-                let ms = fastrand::u64(2..=10) * u64::from(attempt.min(8)) + fastrand::u64(0..5);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                // Exponential backoff with full jitter so racing writers spread out:
+                // up to 10, 20, 40 ... ms, capped at MAX_BACKOFF_MS.
+                let cap = (BASE_BACKOFF_MS << attempt.min(16)).min(MAX_BACKOFF_MS);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=cap))).await;
             }
             let head = self.get_head(tenant).await?;
             let (seq, prev) = match &head {

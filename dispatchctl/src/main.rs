@@ -110,7 +110,12 @@ struct VerifyArgs {
     provider: ProviderKind,
     /// The verification secret (see above). Visible to other local users in the process
     /// list; prefer --secret-file on shared machines.
-    #[arg(long, value_name = "SECRET", required_unless_present = "secret_file", conflicts_with = "secret_file")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        required_unless_present = "secret_file",
+        conflicts_with = "secret_file"
+    )]
     secret: Option<String>,
     /// Read the secret from this file (a trailing newline is ignored).
     #[arg(long, value_name = "FILE")]
@@ -227,7 +232,9 @@ fn parse_message_id(s: &str) -> Result<MessageId, String> {
 /// Exits 2 with clap's usage formatting, for argument combinations clap cannot express.
 pub(crate) fn usage_error(message: impl std::fmt::Display) -> ! {
     use clap::CommandFactory;
-    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit()
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
 }
 
 fn main() -> ExitCode {

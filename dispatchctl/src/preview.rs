@@ -1,8 +1,8 @@
 //! `dispatchctl preview`: what the API would make of a recipient and a body.
 
 use crate::PreviewArgs;
-use dispatch_common::domain::encoding::{self, Encoding};
 use dispatch_common::domain::E164;
+use dispatch_common::domain::encoding::{self, Encoding};
 use serde::Serialize;
 use std::process::ExitCode;
 

@@ -42,7 +42,9 @@ pub async fn connect() -> anyhow::Result<Remote> {
         _ => get(k),
     })
     .map_err(|e| match e {
-        ConfigError::Missing(name) => anyhow::anyhow!("environment variable {name} is not set. {ENV_HINT}"),
+        ConfigError::Missing(name) => {
+            anyhow::anyhow!("environment variable {name} is not set. {ENV_HINT}")
+        }
         other => anyhow::anyhow!("{other}"),
     })?;
 
@@ -55,10 +57,16 @@ pub async fn connect() -> anyhow::Result<Remote> {
     }
     let endpoint = match sdk.endpoint_url() {
         Some(url) => format!("the endpoint {url}"),
-        None => format!("AWS ({})", sdk.region().map(|r| r.to_string()).unwrap_or_default()),
+        None => format!(
+            "AWS ({})",
+            sdk.region().map(|r| r.to_string()).unwrap_or_default()
+        ),
     };
     let clients = Clients::new(&sdk);
-    Ok(Remote { deps: Deps::new(cfg, &clients), endpoint })
+    Ok(Remote {
+        deps: Deps::new(cfg, &clients),
+        endpoint,
+    })
 }
 
 impl Remote {
@@ -72,19 +80,25 @@ impl Remote {
         F: Future<Output = Result<T, E>>,
         E: Into<anyhow::Error>,
     {
-        self.timed(what, fut)
-            .await?
-            .map_err(|e| {
-                let e: anyhow::Error = e.into();
-                // The SDK's connection failures are unreadable; say what to check.
-                let unreachable = format!("{e:?}").contains("DispatchFailure");
-                let e = e.context(format!("{what} (table {} via {})", self.table(), self.endpoint));
-                if unreachable { e.context(format!(
-                        "cannot connect to {} (for the local emulator: scripts/emulator.sh start, then \
+        self.timed(what, fut).await?.map_err(|e| {
+            let e: anyhow::Error = e.into();
+            // The SDK's connection failures are unreadable; say what to check.
+            let unreachable = format!("{e:?}").contains("DispatchFailure");
+            let e = e.context(format!(
+                "{what} (table {} via {})",
+                self.table(),
+                self.endpoint
+            ));
+            if unreachable {
+                e.context(format!(
+                    "cannot connect to {} (for the local emulator: scripts/emulator.sh start, then \
                          eval \"$(scripts/emulator.sh env)\")",
-                        self.endpoint
-                    )) } else { e }
-            })
+                    self.endpoint
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     /// Awaits `fut` with a deadline; its own result is the caller's to interpret.

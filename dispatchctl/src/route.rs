@@ -1,8 +1,8 @@
 //! `dispatchctl route explain`: the route function's decision for a hypothetical
 //! message, from the same `explain` the admin API uses.
 
-use crate::remote;
 use crate::ExplainArgs;
+use crate::remote;
 use dispatch_common::domain::MessageId;
 use dispatch_common::handlers::route::explain as explain_route;
 use dispatch_common::tenant::{Candidate, RouteDecision};
@@ -18,23 +18,48 @@ pub async fn explain(a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let cfg = remote
-        .call(&format!("reading tenant {}", a.tenant), remote.deps.store.get_tenant_config(&a.tenant))
+        .call(
+            &format!("reading tenant {}", a.tenant),
+            remote.deps.store.get_tenant_config(&a.tenant),
+        )
         .await?
-        .ok_or_else(|| anyhow::anyhow!("tenant {} has no configuration in table {}", a.tenant, remote.table()))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "tenant {} has no configuration in table {}",
+                a.tenant,
+                remote.table()
+            )
+        })?;
 
-    let id = a.message_id.unwrap_or_else(MessageId::new);
+    // Default: a fresh id, as a new message would get.
+    let id = a.message_id.unwrap_or_default();
     let decision = remote
         .timed(
             "explaining the route",
-            explain_route(&remote.deps, &cfg, &a.to, &a.category, a.kind, a.from.as_deref(), id),
+            explain_route(
+                &remote.deps,
+                &cfg,
+                &a.to,
+                &a.category,
+                a.kind,
+                a.from.as_deref(),
+                id,
+            ),
         )
         .await?
         .map_err(|e| {
             if e.status >= 500 {
                 // Secrets Manager (the credentials gate) did not answer.
-                anyhow::anyhow!("explaining the route: the provider credentials could not be checked via {}", remote.endpoint)
+                anyhow::anyhow!(
+                    "explaining the route: the provider credentials could not be checked via {}",
+                    remote.endpoint
+                )
             } else {
-                let field = e.field.as_deref().map(|f| format!("--{f}: ")).unwrap_or_default();
+                let field = e
+                    .field
+                    .as_deref()
+                    .map(|f| format!("--{f}: "))
+                    .unwrap_or_default();
                 anyhow::anyhow!("{field}{} ({})", e.message, e.code)
             }
         })?;
@@ -49,7 +74,10 @@ fn summary(tenant: &str, id: MessageId, d: &RouteDecision) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "tenant {tenant}, message id {id}");
     let Some(rule) = &d.rule else {
-        let _ = writeln!(s, "rule:   none matches this message (category, kind, country or prefix)");
+        let _ = writeln!(
+            s,
+            "rule:   none matches this message (category, kind, country or prefix)"
+        );
         let _ = writeln!(s, "choice: none ({})", d.refusal_reason());
         return s;
     };
@@ -58,16 +86,32 @@ fn summary(tenant: &str, id: MessageId, d: &RouteDecision) -> String {
         let _ = writeln!(s, "        (no candidates)");
     }
     for (i, c) in d.candidates.iter().enumerate() {
-        let verdict = if c.eligible { "eligible" } else { "not eligible" };
+        let verdict = if c.eligible {
+            "eligible"
+        } else {
+            "not eligible"
+        };
         let _ = writeln!(s, "  {}. {} — {verdict}", i + 1, label(c));
         for v in &c.verdicts {
-            let gate = serde_json::to_value(v.gate).ok().and_then(|g| g.as_str().map(str::to_string)).unwrap_or_default();
-            let _ = writeln!(s, "       {} {gate:<16} {}", if v.passed { "pass" } else { "FAIL" }, v.detail);
+            let gate = serde_json::to_value(v.gate)
+                .ok()
+                .and_then(|g| g.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "       {} {gate:<16} {}",
+                if v.passed { "pass" } else { "FAIL" },
+                v.detail
+            );
         }
     }
     match d.chosen() {
         Some(c) => {
-            let sender = c.sender.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let sender = c
+                .sender
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(s, "choice: {} from {sender}", label(c));
         }
         None => {
@@ -97,7 +141,11 @@ mod tests {
                 provider_id: "sandbox-main".into(),
                 kind: Some(dispatch_common::providers::ProviderKind::Sandbox),
                 sender: None,
-                verdicts: vec![GateVerdict { gate: Gate::PlatformOptIn, passed: false, detail: "not enabled".into() }],
+                verdicts: vec![GateVerdict {
+                    gate: Gate::PlatformOptIn,
+                    passed: false,
+                    detail: "not enabled".into(),
+                }],
                 eligible: false,
             }],
             chosen: None,

@@ -1,13 +1,13 @@
 //! `dispatchctl webhook verify`: runs the provider adapter's `verify_callback`, the
 //! very check the webhook function makes, on a captured request.
 
-use crate::{usage_error, VerifyArgs};
+use crate::{VerifyArgs, usage_error};
 use anyhow::Context;
 use dispatch_common::providers::registry::adapter;
 use dispatch_common::providers::{Credentials, ProviderKind};
 use dispatch_common::signatures::{self, WebhookRequest};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -51,7 +51,12 @@ impl RequestFile {
                 HeaderValue::Many(vs) => headers.extend(vs.into_iter().map(|v| (name.clone(), v))),
             }
         }
-        WebhookRequest { method: self.method, url: self.url, headers, body: self.body.into_bytes() }
+        WebhookRequest {
+            method: self.method,
+            url: self.url,
+            headers,
+            body: self.body.into_bytes(),
+        }
     }
 }
 
@@ -59,18 +64,27 @@ impl RequestFile {
 pub fn parse_at(s: &str) -> Result<i64, String> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t.parse::<i64>().map_err(|_| "unix seconds out of range".to_string());
+        return t
+            .parse::<i64>()
+            .map_err(|_| "unix seconds out of range".to_string());
     }
     chrono::DateTime::parse_from_rfc3339(t)
         .map(|d| d.timestamp())
-        .map_err(|_| "expected unix seconds (1700000000) or RFC 3339 (2023-11-14T22:13:20Z)".to_string())
+        .map_err(|_| {
+            "expected unix seconds (1700000000) or RFC 3339 (2023-11-14T22:13:20Z)".to_string()
+        })
 }
 
 pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.signature_method.is_some() && a.provider != ProviderKind::VonageSms {
         usage_error("--signature-method applies to --provider vonage-sms only");
     }
-    if a.api_key.is_some() && !matches!(a.provider, ProviderKind::VonageSms | ProviderKind::VonageMessages) {
+    if a.api_key.is_some()
+        && !matches!(
+            a.provider,
+            ProviderKind::VonageSms | ProviderKind::VonageMessages
+        )
+    {
         usage_error("--api-key applies to the vonage-sms and vonage-messages providers only");
     }
     let secret = match (&a.secret, &a.secret_file) {
@@ -78,7 +92,10 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => {
             let s = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the secret file {}", path.display()))?;
-            s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&s).to_string()
+            s.strip_suffix('\n')
+                .map(|s| s.strip_suffix('\r').unwrap_or(s))
+                .unwrap_or(&s)
+                .to_string()
         }
         (None, None) => usage_error("give --secret or --secret-file"),
     };
@@ -102,10 +119,13 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
 fn read_request(path: &Path) -> anyhow::Result<WebhookRequest> {
     let text = if path.as_os_str() == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the request from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the request from standard input")?;
         s
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading the request file {}", path.display()))?
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the request file {}", path.display()))?
     };
     let file: RequestFile = serde_json::from_str(&text).with_context(|| {
         format!(
@@ -121,7 +141,9 @@ fn read_request(path: &Path) -> anyhow::Result<WebhookRequest> {
 fn credentials(a: &VerifyArgs, secret: &str, req: &WebhookRequest) -> anyhow::Result<Credentials> {
     let p = PLACEHOLDER;
     let json = match a.provider {
-        ProviderKind::Sandbox => json!({"api_key": p, "webhook_secret": secret, "api_base_url": "http://127.0.0.1"}),
+        ProviderKind::Sandbox => {
+            json!({"api_key": p, "webhook_secret": secret, "api_base_url": "http://127.0.0.1"})
+        }
         ProviderKind::Twilio => json!({"account_sid": p, "auth_token": secret}),
         ProviderKind::VonageSms => json!({
             "api_key": a.api_key.clone().or_else(|| vonage_sms_api_key(req)).unwrap_or_else(|| p.into()),
@@ -145,7 +167,9 @@ fn credentials(a: &VerifyArgs, secret: &str, req: &WebhookRequest) -> anyhow::Re
             })
         }
         ProviderKind::Plivo => json!({"auth_id": p, "auth_token": secret}),
-        ProviderKind::Sinch => json!({"service_plan_id": p, "api_token": p, "webhook_secret": secret}),
+        ProviderKind::Sinch => {
+            json!({"service_plan_id": p, "api_token": p, "webhook_secret": secret})
+        }
     };
     // The error names fields, never values, so it cannot leak the secret.
     Credentials::parse(a.provider, &json.to_string()).map_err(|e| anyhow::anyhow!("{e}"))
@@ -155,9 +179,14 @@ fn credentials(a: &VerifyArgs, secret: &str, req: &WebhookRequest) -> anyhow::Re
 /// check passes and only the signature decides.
 fn vonage_sms_api_key(req: &WebhookRequest) -> Option<String> {
     let params = signatures::vonage::sms_params(req).ok()?;
-    let key = params.into_iter().find(|(k, _)| k == "api-key").map(|(_, v)| v);
+    let key = params
+        .into_iter()
+        .find(|(k, _)| k == "api-key")
+        .map(|(_, v)| v);
     if key.is_some() {
-        eprintln!("note: no --api-key given; the account check is skipped, the signature is checked");
+        eprintln!(
+            "note: no --api-key given; the account check is skipped, the signature is checked"
+        );
     }
     key
 }
@@ -168,8 +197,15 @@ fn vonage_jwt_api_key(req: &WebhookRequest) -> Option<String> {
     let auth = req.header_values("authorization").next()?;
     let (_, token) = auth.trim().split_once(' ')?;
     let payload = token.trim().split('.').nth(1)?;
-    let mut b64: String = payload.chars().map(|c| match c { '-' => '+', '_' => '/', c => c }).collect();
-    while b64.len() % 4 != 0 {
+    let mut b64: String = payload
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !b64.len().is_multiple_of(4) {
         b64.push('=');
     }
     let bytes = signatures::decode_base64(&b64, "JWT claims").ok()?;

@@ -1,10 +1,10 @@
 //! Runs the built `dispatchctl` binary. Every test here is offline: no AWS, no emulator.
 
 use dispatch_common::providers::credentials::VonageSignatureMethod;
-use dispatch_common::signatures::vonage::{sign_messages_jwt, sign_sms, VonageJwtClaims};
+use dispatch_common::signatures::vonage::{VonageJwtClaims, sign_messages_jwt, sign_sms};
 use dispatch_common::signatures::{encode_base64, sandbox};
-use serde_json::{json, Value};
-use std::path::PathBuf;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dispatchctl");
@@ -17,7 +17,12 @@ fn workspace() -> PathBuf {
 fn run(args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args);
-    for var in ["TABLE_NAME", "ROUTE_QUEUE_URL", "ENABLED_PROVIDERS", "AWS_ENDPOINT_URL"] {
+    for var in [
+        "TABLE_NAME",
+        "ROUTE_QUEUE_URL",
+        "ENABLED_PROVIDERS",
+        "AWS_ENDPOINT_URL",
+    ] {
         cmd.env_remove(var);
     }
     cmd.output().expect("dispatchctl runs")
@@ -39,7 +44,8 @@ fn code(o: &Output) -> i32 {
 fn temp_file(name: &str, contents: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dispatchctl-cli-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dispatchctl-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}-{name}", N.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, contents).unwrap();
@@ -50,7 +56,11 @@ fn preview(args: &[&str]) -> Value {
     let o = run(&[&["preview"], args].concat());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.trim().lines().count(), 1, "exactly one JSON line: {out}");
+    assert_eq!(
+        out.trim().lines().count(),
+        1,
+        "exactly one JSON line: {out}"
+    );
     serde_json::from_str(out.trim()).expect("JSON")
 }
 
@@ -59,7 +69,14 @@ fn preview(args: &[&str]) -> Value {
 
 #[test]
 fn preview_normalises_a_national_gb_number() {
-    let v = preview(&["--to", "07400 123456", "--region", "GB", "--body", "Officers are on their way."]);
+    let v = preview(&[
+        "--to",
+        "07400 123456",
+        "--region",
+        "GB",
+        "--body",
+        "Officers are on their way.",
+    ]);
     assert_eq!(
         v,
         json!({"to": "+447400123456", "valid": true, "error": null, "encoding": "GSM-7", "segments": 1})
@@ -90,7 +107,10 @@ fn preview_reports_an_invalid_number_with_its_code_and_exits_0() {
 
     let v = preview(&["--to", "07400 123456", "--body", "hi"]);
     assert_eq!(v["valid"], false);
-    assert_eq!(v["error"], "invalid_country_code", "national format without a region");
+    assert_eq!(
+        v["error"], "invalid_country_code",
+        "national format without a region"
+    );
 
     let v = preview(&["--to", "+447400123456", "--region", "ZZ", "--body", "hi"]);
     assert_eq!(v["error"], "unknown_region");
@@ -113,9 +133,22 @@ fn sandbox_request(body: &str, signed_body: &str, t: i64) -> PathBuf {
     temp_file("sandbox.json", &req.to_string())
 }
 
-fn verify(provider: &str, secret: &str, request: &PathBuf, extra: &[&str]) -> Output {
+fn verify(provider: &str, secret: &str, request: &Path, extra: &[&str]) -> Output {
     let req = request.to_str().unwrap();
-    run(&[&["webhook", "verify", "--provider", provider, "--secret", secret, "--request", req], extra].concat())
+    run(&[
+        &[
+            "webhook",
+            "verify",
+            "--provider",
+            provider,
+            "--secret",
+            secret,
+            "--request",
+            req,
+        ],
+        extra,
+    ]
+    .concat())
 }
 
 #[test]
@@ -127,7 +160,12 @@ fn webhook_verify_accepts_a_genuine_sandbox_callback() {
     assert_eq!(stdout(&o).trim(), "valid");
 
     // The same instant as RFC 3339.
-    let o = verify("sandbox", SANDBOX_SECRET, &req, &["--at", "2023-11-14T22:13:20Z"]);
+    let o = verify(
+        "sandbox",
+        SANDBOX_SECRET,
+        &req,
+        &["--at", "2023-11-14T22:13:20Z"],
+    );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 }
 
@@ -154,7 +192,10 @@ fn webhook_verify_refuses_a_time_outside_the_tolerance() {
     let req = sandbox_request(body, body, T);
     let o = verify("sandbox", SANDBOX_SECRET, &req, &["--at", "1700000301"]);
     assert_eq!(code(&o), 1);
-    assert_eq!(stdout(&o).trim(), "invalid: timestamp outside the 300s tolerance");
+    assert_eq!(
+        stdout(&o).trim(),
+        "invalid: timestamp outside the 300s tolerance"
+    );
     let o = verify("sandbox", SANDBOX_SECRET, &req, &["--at", "1700000300"]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 }
@@ -165,8 +206,16 @@ fn webhook_verify_reads_the_secret_from_a_file() {
     let req = sandbox_request(body, body, T);
     let secret = temp_file("secret.txt", &format!("{SANDBOX_SECRET}\n"));
     let o = run(&[
-        "webhook", "verify", "--provider", "sandbox", "--secret-file", secret.to_str().unwrap(),
-        "--at", "1700000000", "--request", req.to_str().unwrap(),
+        "webhook",
+        "verify",
+        "--provider",
+        "sandbox",
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--at",
+        "1700000000",
+        "--request",
+        req.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
 }
@@ -177,20 +226,32 @@ fn form_encode(params: &[(String, String)]) -> String {
         let mut out = String::new();
         for b in s.bytes() {
             match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    out.push(b as char)
+                }
                 b' ' => out.push('+'),
                 _ => out.push_str(&format!("%{b:02X}")),
             }
         }
         out
     };
-    params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn twilio_vector(id: &str) -> Value {
     let path = workspace().join("common/tests/vectors/vectors.json");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    doc["vectors"].as_array().unwrap().iter().find(|v| v["id"] == id).cloned().unwrap_or_else(|| panic!("{id}"))
+    doc["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id}"))
 }
 
 #[test]
@@ -224,7 +285,10 @@ fn webhook_verify_accepts_the_official_twilio_vector() {
     assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o).trim(), "valid");
 
-    let req = temp_file("twilio-tampered.json", &request(&body.replace("1234", "9999")));
+    let req = temp_file(
+        "twilio-tampered.json",
+        &request(&body.replace("1234", "9999")),
+    );
     let o = verify("twilio", auth_token, &req, &[]);
     assert_eq!(code(&o), 1);
     assert_eq!(stdout(&o).trim(), "invalid: signature does not match");
@@ -271,13 +335,27 @@ fn webhook_verify_vonage_sms_uses_the_signature_method() {
     });
     let req = temp_file("vonage-sms.json", &req.to_string());
     let at = ["--at", "1700000005"];
-    let o = verify("vonage-sms", secret, &req, &[&["--signature-method", "sha256"], &at[..]].concat());
+    let o = verify(
+        "vonage-sms",
+        secret,
+        &req,
+        &[&["--signature-method", "sha256"], &at[..]].concat(),
+    );
     assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
     // The default method (md5hash) is not what signed it.
     let o = verify("vonage-sms", secret, &req, &at);
     assert_eq!(stdout(&o).trim(), "invalid: signature does not match");
     // The account check applies when the operator names the account.
-    let o = verify("vonage-sms", secret, &req, &[&["--signature-method", "sha256", "--api-key", "other"], &at[..]].concat());
+    let o = verify(
+        "vonage-sms",
+        secret,
+        &req,
+        &[
+            &["--signature-method", "sha256", "--api-key", "other"],
+            &at[..],
+        ]
+        .concat(),
+    );
     assert_eq!(stdout(&o).trim(), "invalid: credentials do not match");
 }
 
@@ -285,7 +363,11 @@ fn webhook_verify_vonage_sms_uses_the_signature_method() {
 fn webhook_verify_vonage_messages_checks_the_jwt() {
     let secret = "vonage-messages-secret";
     let body = r#"{"message_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","status":"delivered"}"#;
-    let claims = VonageJwtClaims { jti: Some("jti-1".into()), api_key: Some("abcd1234".into()), iat: T };
+    let claims = VonageJwtClaims {
+        jti: Some("jti-1".into()),
+        api_key: Some("abcd1234".into()),
+        iat: T,
+    };
     let token = sign_messages_jwt(secret, &claims, body.as_bytes());
     let request = |body: &str| {
         let req = json!({
@@ -299,11 +381,26 @@ fn webhook_verify_vonage_messages_checks_the_jwt() {
     let req = request(body);
     let o = verify("vonage-messages", secret, &req, &["--at", "1700000000"]);
     assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
-    let o = verify("vonage-messages", secret, &req, &["--at", "1700000000", "--api-key", "abcd1234"]);
+    let o = verify(
+        "vonage-messages",
+        secret,
+        &req,
+        &["--at", "1700000000", "--api-key", "abcd1234"],
+    );
     assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
-    let o = verify("vonage-messages", secret, &req, &["--at", "1700000000", "--api-key", "other"]);
+    let o = verify(
+        "vonage-messages",
+        secret,
+        &req,
+        &["--at", "1700000000", "--api-key", "other"],
+    );
     assert_eq!(stdout(&o).trim(), "invalid: credentials do not match");
-    let o = verify("vonage-messages", secret, &request(&body.replace("delivered", "rejected")), &["--at", "1700000000"]);
+    let o = verify(
+        "vonage-messages",
+        secret,
+        &request(&body.replace("delivered", "rejected")),
+        &["--at", "1700000000"],
+    );
     assert_eq!(stdout(&o).trim(), "invalid: body hash does not match");
 }
 
@@ -315,12 +412,19 @@ fn webhook_verify_reports_a_missing_header() {
     );
     let o = verify("sinch", "s3cret", &req, &[]);
     assert_eq!(code(&o), 1);
-    assert!(stdout(&o).starts_with("invalid: missing header"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("invalid: missing header"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn webhook_verify_bad_request_file_is_an_error() {
-    let req = temp_file("not-a-request.json", r#"{"url": "https://h/x", "header": {}}"#);
+    let req = temp_file(
+        "not-a-request.json",
+        r#"{"url": "https://h/x", "header": {}}"#,
+    );
     let o = verify("sandbox", SANDBOX_SECRET, &req, &[]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
@@ -338,13 +442,84 @@ fn bad_usage_exits_2() {
         vec![],
         vec!["frobnicate"],
         vec!["preview", "--body", "no recipient"],
-        vec!["webhook", "verify", "--provider", "carrier-pigeon", "--secret", "s", "--request", req],
-        vec!["webhook", "verify", "--provider", "sandbox", "--request", req],
-        vec!["webhook", "verify", "--provider", "sandbox", "--secret", "s", "--secret-file", req, "--request", req],
-        vec!["webhook", "verify", "--provider", "sandbox", "--secret", "s", "--at", "yesterday", "--request", req],
-        vec!["webhook", "verify", "--provider", "twilio", "--secret", "s", "--signature-method", "md5", "--request", req],
-        vec!["webhook", "verify", "--provider", "vonage-sms", "--secret", "s", "--signature-method", "crc32", "--request", req],
-        vec!["route", "explain", "--tenant", "t", "--to", "+447400123456", "--category", "general", "--kind", "fax"],
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "carrier-pigeon",
+            "--secret",
+            "s",
+            "--request",
+            req,
+        ],
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "sandbox",
+            "--request",
+            req,
+        ],
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "sandbox",
+            "--secret",
+            "s",
+            "--secret-file",
+            req,
+            "--request",
+            req,
+        ],
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "sandbox",
+            "--secret",
+            "s",
+            "--at",
+            "yesterday",
+            "--request",
+            req,
+        ],
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "twilio",
+            "--secret",
+            "s",
+            "--signature-method",
+            "md5",
+            "--request",
+            req,
+        ],
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "vonage-sms",
+            "--secret",
+            "s",
+            "--signature-method",
+            "crc32",
+            "--request",
+            req,
+        ],
+        vec![
+            "route",
+            "explain",
+            "--tenant",
+            "t",
+            "--to",
+            "+447400123456",
+            "--category",
+            "general",
+            "--kind",
+            "fax",
+        ],
         vec!["keys", "create", "--tenant", "t", "--role", "root"],
         vec!["tenant", "show", "--tenant", "not a tenant id!"],
     ] {
@@ -359,7 +534,10 @@ fn every_command_has_help() {
     for (args, says) in [
         (vec!["--help"], "Operator CLI"),
         (vec!["preview", "--help"], "E.164"),
-        (vec!["webhook", "verify", "--help"], "same verifier the webhook"),
+        (
+            vec!["webhook", "verify", "--help"],
+            "same verifier the webhook",
+        ),
         (vec!["route", "explain", "--help"], "gate by gate"),
         (vec!["tenant", "validate", "--help"], "every problem"),
         (vec!["tenant", "apply", "--help"], "store it"),
@@ -380,7 +558,11 @@ fn tenant_validate_accepts_the_demo_tenant() {
     let path = workspace().join("examples/tenants/demo-psap.json");
     let o = run(&["tenant", "validate", "--file", path.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).starts_with("valid: tenant demo-psap"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("valid: tenant demo-psap"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 fn broken_demo() -> PathBuf {
@@ -393,12 +575,23 @@ fn broken_demo() -> PathBuf {
 
 #[test]
 fn tenant_validate_names_every_bad_field() {
-    let o = run(&["tenant", "validate", "--file", broken_demo().to_str().unwrap()]);
+    let o = run(&[
+        "tenant",
+        "validate",
+        "--file",
+        broken_demo().to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 1);
     let out = stdout(&o);
-    assert!(out.starts_with("invalid: tenant demo-psap has 2 problems"), "{out}");
+    assert!(
+        out.starts_with("invalid: tenant demo-psap has 2 problems"),
+        "{out}"
+    );
     assert!(out.contains("  default_region: "), "{out}");
-    assert!(out.contains("  routing[0].providers[0]: names no provider"), "{out}");
+    assert!(
+        out.contains("  routing[0].providers[0]: names no provider"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -409,7 +602,11 @@ fn tenant_validate_names_an_unknown_field() {
     );
     let o = run(&["tenant", "validate", "--file", path.to_str().unwrap()]);
     assert_eq!(code(&o), 1);
-    assert!(stdout(&o).contains("unknown field `rooting`"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("unknown field `rooting`"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -428,16 +625,35 @@ fn tenant_apply_validates_before_touching_the_deployment() {
 fn deployment_commands_name_the_missing_environment() {
     let demo = workspace().join("examples/tenants/demo-psap.json");
     for args in [
-        vec!["route", "explain", "--tenant", "demo-psap", "--to", "+12015550123", "--category", "general"],
+        vec![
+            "route",
+            "explain",
+            "--tenant",
+            "demo-psap",
+            "--to",
+            "+12015550123",
+            "--category",
+            "general",
+        ],
         vec!["tenant", "show", "--tenant", "demo-psap"],
         vec!["tenant", "apply", "--file", demo.to_str().unwrap()],
-        vec!["keys", "create", "--tenant", "demo-psap", "--role", "sender"],
+        vec![
+            "keys",
+            "create",
+            "--tenant",
+            "demo-psap",
+            "--role",
+            "sender",
+        ],
     ] {
         let o = run(&args);
         assert_eq!(code(&o), 1, "{args:?}");
         let err = stderr(&o);
         assert!(err.contains("TABLE_NAME"), "{args:?}: {err}");
-        assert!(err.contains(r#"eval "$(scripts/emulator.sh env)""#), "{args:?}: {err}");
+        assert!(
+            err.contains(r#"eval "$(scripts/emulator.sh env)""#),
+            "{args:?}: {err}"
+        );
         assert!(stdout(&o).is_empty(), "{args:?}");
     }
 }

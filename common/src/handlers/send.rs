@@ -41,7 +41,8 @@ pub async fn handle_batch(deps: &Deps, kind: ProviderKind, event: SqsEvent) -> S
 }
 
 /// The URL the provider should call back for this message. The message id rides in
-/// the query string, which every signature scheme covers or which we verify anyway.
+/// the query string; the webhook trusts it only for schemes that sign the URL
+/// (Twilio, Plivo), and otherwise matches by client reference or provider message id.
 pub fn status_callback_url(base: &str, kind: ProviderKind, m: &Message, provider_id: &str) -> String {
     format!("{base}/webhooks/{kind}/{}/{provider_id}?m={}", m.tenant, m.id)
 }

@@ -131,9 +131,12 @@ async fn handle_verified(
     };
     let result = match parsed {
         Callback::Status(updates) => {
-            // The id in our callback URL names one message: only trust it for a
+            // The id in our callback URL names one message. Trust it only where the
+            // provider's signature covers the URL (Twilio, Plivo) — elsewhere a genuine
+            // body could be replayed against another message's URL — and only for a
             // single-update callback (a Bandwidth array may cover several messages).
-            let hint = if updates.len() == 1 { message_hint } else { None };
+            let url_is_signed = matches!(kind, ProviderKind::Twilio | ProviderKind::Plivo);
+            let hint = if updates.len() == 1 && url_is_signed { message_hint } else { None };
             let mut r = Ok(());
             for u in updates {
                 if let Err(e) = apply_status(deps, kind, tenant, account, hint, &u).await {
@@ -177,8 +180,10 @@ async fn apply_status(
         None => lookup(deps, account, &u.provider_message_id, tenant).await?,
     };
     let Some(id) = id else {
-        tracing::warn!(provider = %kind, "status callback for an unknown message; ignored");
-        return Ok(());
+        // Most likely the receipt overtook our own `sent` record (which writes the
+        // lookup): answer 503 so the provider retries shortly, rather than lose it.
+        tracing::warn!(provider = %kind, "status callback for a message not (yet) known; asking the provider to retry");
+        return Err(StoreError::Unavailable("message not yet known".into()));
     };
     let Some(m) = deps.store.get_message(id).await? else { return Ok(()) };
     if &m.tenant != tenant {
