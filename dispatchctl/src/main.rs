@@ -10,6 +10,7 @@
 //! configuration) or an error, 2 bad usage.
 
 mod keys;
+mod ops;
 mod preview;
 mod remote;
 mod route;
@@ -67,6 +68,43 @@ the error code is the one the API answers with (e.g. invalid_number, too_short).
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+
+    /// Missed delivery deadlines: list open escalations, acknowledge one.
+    #[command(subcommand)]
+    Escalations(EscalationsCommand),
+
+    /// Dead-letter queues: list what is there, or move it back to the source queues.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EscalationsCommand {
+    /// Print the tenant's open escalations as JSON lines (--all includes acknowledged).
+    List {
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: TenantId,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge the escalation for a message (an operator is phoning the recipient).
+    Ack {
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: TenantId,
+        #[arg(long, value_parser = parse_message_id)]
+        message: MessageId,
+        /// Who acknowledges (recorded).
+        #[arg(long)]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Print dead-lettered records with the state of the message each names.
+    List,
+    /// Move every dead-lettered record back to the queue it came from.
+    Redrive,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +285,12 @@ fn main() -> ExitCode {
         Command::Tenant(TenantCommand::Apply(a)) => tenant::apply(&a),
         Command::Tenant(TenantCommand::Show(a)) => remote::block_on(tenant::show(&a)),
         Command::Keys(KeysCommand::Create(a)) => remote::block_on(keys::create(&a)),
+        Command::Escalations(EscalationsCommand::List { tenant, all }) => remote::block_on(ops::escalations_list(&tenant, all)),
+        Command::Escalations(EscalationsCommand::Ack { tenant, message, by }) => {
+            remote::block_on(ops::escalations_ack(&tenant, message, &by))
+        }
+        Command::Dlq(DlqCommand::List) => remote::block_on(ops::dlq_list()),
+        Command::Dlq(DlqCommand::Redrive) => remote::block_on(ops::dlq_redrive()),
     };
     match result {
         Ok(code) => code,

@@ -225,6 +225,7 @@ async fn concurrent_appends_keep_each_chain_linear_and_gap_free() {
     }
 
     // More transactions than appends: writers really did collide and retry.
+    eprintln!("{} TransactWriteItems calls for 30 concurrent appends", proxy.transactions.load(Ordering::SeqCst));
     let transactions = proxy.transactions.load(Ordering::SeqCst);
     assert!(transactions > 30, "{transactions} transactions for 30 concurrent appends: no contention was exercised");
 

@@ -1,0 +1,64 @@
+//! Operational commands: escalations (missed delivery deadlines) and dead-letter queues.
+
+use crate::remote;
+use dispatch_common::domain::{MessageId, TenantId};
+use dispatch_common::error::StoreError;
+use std::process::ExitCode;
+
+/// `dispatchctl escalations list --tenant T [--all]`: open escalations (JSON lines).
+pub async fn escalations_list(tenant: &TenantId, all: bool) -> anyhow::Result<ExitCode> {
+    let remote = remote::connect().await?;
+    let list = remote.call("listing escalations", remote.deps.store.list_escalations(tenant)).await?;
+    let mut open = 0;
+    for e in list.iter().filter(|e| all || e.acknowledged_at.is_none()) {
+        open += usize::from(e.acknowledged_at.is_none());
+        println!("{}", serde_json::to_string(e)?);
+    }
+    eprintln!("{open} open escalation(s) for {tenant}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dispatchctl escalations ack --tenant T --message ID --by NAME`.
+pub async fn escalations_ack(tenant: &TenantId, id: MessageId, by: &str) -> anyhow::Result<ExitCode> {
+    let remote = remote::connect().await?;
+    let now = remote.deps.clock.now();
+    match remote.timed("acknowledging", remote.deps.store.ack_escalation(tenant, id, &format!("operator:{by}"), now)).await? {
+        Ok(e) => {
+            println!("{}", serde_json::to_string(&e)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::NotFound) => anyhow::bail!("no escalation for message {id} in tenant {tenant}"),
+        Err(StoreError::Conflict) => anyhow::bail!("the escalation for message {id} was already acknowledged"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `dispatchctl dlq list`: what sits in every dead-letter queue (records stay there).
+pub async fn dlq_list() -> anyhow::Result<ExitCode> {
+    let remote = remote::connect().await?;
+    if remote.deps.cfg.dead_letter_queues.is_empty() {
+        anyhow::bail!("no dead-letter queue URLs in the environment (ROUTE_DLQ_URL, SEND_DLQ_URL_<PROVIDER>, TENANT_CALLBACK_DLQ_URL)");
+    }
+    // Short visibility so listing does not hide records from the sweep for long.
+    let records = dispatch_common::handlers::retry::read_dead_letters(&remote.deps, 10, 5).await;
+    for r in &records {
+        let status = match r.message_id {
+            Some(id) => remote.deps.store.get_message(id).await.ok().flatten().map(|m| m.status.to_string()),
+            None => None,
+        };
+        println!(
+            "{}",
+            serde_json::json!({"queue": r.queue, "message_id": r.message_id, "message_status": status, "job": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or(serde_json::Value::String(r.body.clone()))})
+        );
+    }
+    eprintln!("{} dead-lettered record(s) (at most 10 per queue shown)", records.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dispatchctl dlq redrive`: moves every dead-lettered record back to its source queue.
+pub async fn dlq_redrive() -> anyhow::Result<ExitCode> {
+    let remote = remote::connect().await?;
+    let n = dispatch_common::handlers::retry::redrive(&remote.deps).await?;
+    println!("{}", serde_json::json!({"redriven": n}));
+    Ok(ExitCode::SUCCESS)
+}
