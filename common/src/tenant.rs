@@ -25,6 +25,12 @@ pub struct TenantConfig {
     pub retry: RetryPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<TenantCallback>,
+    /// Whether keys with the auditor role may read message bodies (default: no).
+    #[serde(default)]
+    pub auditors_see_bodies: bool,
+    /// Text sent in answer to an inbound HELP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help_text: Option<String>,
     /// Bumped by every accepted change (store-managed).
     #[serde(default)]
     pub version: u64,

@@ -4,7 +4,8 @@
 //!   `Idempotency-Key`, or 409 when the key is reused with a different request)
 //! - `GET  /v1/messages/{id}` — status and full history
 //! - `GET|PUT /v1/admin/config` — the caller's tenant configuration (admin)
-//! - `POST /v1/admin/keys` — create an API key for the caller's tenant (admin)
+//! - `POST /v1/admin/keys` — create an API key for the caller's tenant (admin);
+//!   `GET /v1/admin/keys` lists them, `DELETE /v1/admin/keys/{key_id}` revokes one
 //! - `POST /v1/admin/route/explain` — routing decision and gate verdicts, no send (admin)
 //! - `GET  /v1/escalations`, `POST /v1/escalations/{message_id}/ack` — missed delivery
 //!   deadlines for operators to act on
@@ -70,6 +71,19 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
         }
         ("PUT", ["v1", "admin", "config"]) => put_config(deps, req, &caller, now).await,
         ("POST", ["v1", "admin", "keys"]) => create_key(deps, req, &caller, now).await,
+        ("GET", ["v1", "admin", "keys"]) => {
+            require(caller.role.can_admin(), "admin")?;
+            let keys = deps.store.list_api_keys(&caller.tenant).await.map_err(store_err)?;
+            Ok((200, json!({"keys": keys})))
+        }
+        ("DELETE", ["v1", "admin", "keys", key_id]) => {
+            require(caller.role.can_admin(), "admin")?;
+            let rec = deps.store.revoke_api_key(&caller.tenant, key_id).await.map_err(|e| match e {
+                StoreError::NotFound => ApiError::not_found("key"),
+                other => store_err(other),
+            })?;
+            Ok((200, serde_json::to_value(rec).unwrap_or_default()))
+        }
         ("POST", ["v1", "admin", "route", "explain"]) => explain(deps, req, &caller).await,
         ("GET", ["v1", "escalations"]) => {
             require(caller.role.can_operate() || caller.role == Role::Auditor, "operator, auditor or admin")?;
@@ -336,7 +350,9 @@ async fn get_message(deps: &Deps, caller: &Caller, id: &str) -> Result<(u16, ser
     if m.tenant != caller.tenant {
         return Err(ApiError::not_found("message"));
     }
-    Ok((200, message_view(&m, &history, caller.role != Role::Auditor)))
+    let with_body = caller.role != Role::Auditor
+        || deps.tenant(&caller.tenant).await.map_err(store_err)?.is_some_and(|t| t.auditors_see_bodies);
+    Ok((200, message_view(&m, &history, with_body)))
 }
 
 /// The public view of a message: everything but the body unless allowed.

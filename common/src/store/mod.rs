@@ -747,6 +747,51 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The tenant's keys (records only; hashes stay internal).
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :p")
+            .expression_attribute_values(":p", s(keys::tenant_keys_pk(tenant)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        resp.items.unwrap_or_default().iter().map(parse_doc).collect()
+    }
+
+    /// Revokes a key by id; `NotFound` if the tenant has no such key.
+    pub async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<ApiKeyRecord, StoreError> {
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :p AND gsi2sk = :k")
+            .expression_attribute_values(":p", s(keys::tenant_keys_pk(tenant)))
+            .expression_attribute_values(":k", s(key_id))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = resp.items.unwrap_or_default().into_iter().next() else { return Err(StoreError::NotFound) };
+        let mut rec: ApiKeyRecord = parse_doc(&item)?;
+        rec.revoked = true;
+        let doc = serde_json::to_string(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", item.get("pk").cloned().ok_or_else(|| StoreError::Corrupt("key pk".into()))?)
+            .key("sk", s(keys::API_KEY_SK))
+            .update_expression("SET doc = :d")
+            .expression_attribute_values(":d", s(doc))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(rec)
+    }
+
     pub async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let out = self
             .client
