@@ -72,7 +72,8 @@ fn main() -> anyhow::Result<()> {
             print(&v);
         }
         "init-breakdown" => {
-            print(&coldstart::init_breakdown_child()?);
+            // One line: the parent takes the last line of stdout.
+            println!("{}", coldstart::init_breakdown_child()?);
         }
         "coldstart" => {
             let bin_dir = PathBuf::from(m.get("bin-dir").cloned().unwrap_or_else(|| usage()));

@@ -239,6 +239,15 @@ fn analyze(p: &PhaseRun, data: &ProxyData, sequential: bool, opts: &Options) -> 
     let rru: f64 = ddb.iter().map(|r| r.rru).sum();
     let txns = ddb.iter().filter(|r| r.op == "TransactWriteItems").count() as f64;
     let conflicts = ddb.iter().filter(|r| r.conflict).count();
+    let wru_refused: f64 = ddb.iter().filter(|r| r.conflict).map(|r| r.wru_table).sum();
+    let mut sizes: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (at, what, bytes) in &data.item_sizes {
+        if *at >= p.start && *at < p.end {
+            sizes.entry(what.as_str()).or_default().push(*bytes as f64);
+        }
+    }
+    let item_sizes: serde_json::Map<String, Value> =
+        sizes.iter().map(|(k, v)| (k.to_string(), stats::summary(v))).collect();
     let mut wru_by_kind: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
     for r in ddb.iter().filter(|r| is_write(r)) {
         let e = wru_by_kind.entry(format!("{} [{}]", r.op, r.kind)).or_default();
@@ -391,6 +400,8 @@ fn analyze(p: &PhaseRun, data: &ProxyData, sequential: bool, opts: &Options) -> 
                 "wru_gsi": per(wru_gsi),
                 "wru_total": per(wru_table + wru_gsi),
                 "conflicts_in_window": conflicts,
+                "wru_of_refused_writes (included above)": per(wru_refused),
+                "item_bytes_written": item_sizes,
             },
             "sqs": {
                 "send_message": per(sends),

@@ -69,6 +69,8 @@ struct Inner {
     /// carrying it returned.
     hop_sent: HashMap<(String, String), f64>,
     hop_received: HashMap<(String, String), f64>,
+    /// (time, what, bytes) of every item put.
+    item_sizes: Vec<(f64, String, usize)>,
 }
 
 struct State {
@@ -87,6 +89,7 @@ pub struct ProxyData {
     pub events: Vec<EventSeen>,
     pub hop_sent: HashMap<(String, String), f64>,
     pub hop_received: HashMap<(String, String), f64>,
+    pub item_sizes: Vec<(f64, String, usize)>,
 }
 
 pub struct CountingProxy {
@@ -144,6 +147,7 @@ impl CountingProxy {
             events: i.events.clone(),
             hop_sent: i.hop_sent.clone(),
             hop_received: i.hop_received.clone(),
+            item_sizes: i.item_sizes.clone(),
         }
     }
 }
@@ -346,6 +350,7 @@ fn ddb_kind(op: &str, req: &Value) -> String {
 
 fn note_written_item(inner: &mut Inner, item: &Value, at: f64) {
     let (Some(pk), Some(sk)) = (ddb::attr_s(item, "pk"), ddb::attr_s(item, "sk")) else { return };
+    inner.item_sizes.push((at, item_label(pk, sk), ddb::item_size(item)));
     let Some(id) = pk.strip_prefix("MSG#") else { return };
     if sk == "MESSAGE" {
         let status = ddb::attr_s(item, "status").unwrap_or("").to_string();

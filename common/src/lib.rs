@@ -11,6 +11,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod handlers;
+pub mod inbound;
+pub mod media;
 pub mod observability;
 pub mod providers;
 pub mod queue;

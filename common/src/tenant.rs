@@ -25,6 +25,12 @@ pub struct TenantConfig {
     pub retry: RetryPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<TenantCallback>,
+    /// How long bodies and records are kept.
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+    /// A tenant-wide legal hold: no redaction or deletion while set.
+    #[serde(default)]
+    pub legal_hold: bool,
     /// Whether keys with the auditor role may read message bodies (default: no).
     #[serde(default)]
     pub auditors_see_bodies: bool,
@@ -218,6 +224,41 @@ pub struct TenantCallback {
     pub url: String,
     /// Secrets Manager secret id holding the HMAC key(s) for callback signatures.
     pub secret_id: String,
+}
+
+/// Retention per tenant and category. Bodies are redacted after `body_days` (the
+/// metadata and the body's SHA-256 stay); whole records expire by DynamoDB TTL after
+/// `record_days`. A legal hold on a message or the tenant stops both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Days after creation at which bodies are redacted, per category.
+    #[serde(default)]
+    pub body_days: BTreeMap<String, u32>,
+    /// For categories not listed; `None` keeps bodies until the record expires.
+    #[serde(default = "default_body_days")]
+    pub default_body_days: Option<u32>,
+    #[serde(default = "default_record_days")]
+    pub record_days: u32,
+}
+
+fn default_body_days() -> Option<u32> {
+    Some(90)
+}
+fn default_record_days() -> u32 {
+    400
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self { body_days: BTreeMap::new(), default_body_days: default_body_days(), record_days: default_record_days() }
+    }
+}
+
+impl RetentionPolicy {
+    pub fn body_days(&self, c: &ContentCategory) -> Option<u32> {
+        self.body_days.get(c.as_str()).copied().or(self.default_body_days)
+    }
 }
 
 /// A field-level validation problem.

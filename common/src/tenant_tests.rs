@@ -64,6 +64,10 @@ fn config() -> TenantConfig {
         delivery: DeliveryRules::default(),
         retry: RetryPolicy::default(),
         callback: None,
+        retention: Default::default(),
+        legal_hold: false,
+        auditors_see_bodies: false,
+        help_text: None,
         version: 0,
     }
 }

@@ -162,6 +162,11 @@ fn stored_message(env: &TestEnv, status: DeliveryStatus) -> Message {
         next_attempt_at: Some(iso8601(now - chrono::Duration::seconds(5))),
         expires_at: iso8601(now + chrono::Duration::hours(1)),
         escalated_at: None,
+        redact_at: None,
+        redacted_at: None,
+        retain_until: None,
+        legal_hold: false,
+        legal_hold_reason: None,
     }
 }
 

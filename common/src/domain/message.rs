@@ -153,6 +153,20 @@ pub struct Message {
     /// When the sweep raised a missed-delivery-deadline escalation, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_at: Option<String>,
+    /// Retention: when the body is due to be redacted (metadata and `body_sha256` stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redact_at: Option<String>,
+    /// When the body was redacted by the retention job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_at: Option<String>,
+    /// Retention: when the record (and its history) may be deleted by DynamoDB TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<String>,
+    /// A legal hold stops redaction and deletion until lifted.
+    #[serde(default)]
+    pub legal_hold: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold_reason: Option<String>,
 }
 
 /// Which part of the system produced an event.

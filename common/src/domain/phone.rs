@@ -208,9 +208,10 @@ pub fn is_valid_region(code: &str) -> bool {
 
 /// `Debug` shows the number like a tuple struct, without the cached derived fields.
 /// Note it is the full number: use [`E164::masked`] in logs.
+/// Masked, so a `{:?}` of any struct holding a number never puts it in a log.
 impl fmt::Debug for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("E164").field(&self.number).finish()
+        f.debug_tuple("E164").field(&self.masked()).finish()
     }
 }
 

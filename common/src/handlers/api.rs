@@ -7,6 +7,8 @@
 //! - `POST /v1/admin/keys` — create an API key for the caller's tenant (admin);
 //!   `GET /v1/admin/keys` lists them, `DELETE /v1/admin/keys/{key_id}` revokes one
 //! - `POST /v1/admin/route/explain` — routing decision and gate verdicts, no send (admin)
+//! - `POST|DELETE /v1/messages/{id}/legal-hold` — set or lift a hold (admin, auditor);
+//!   `PUT /v1/admin/legal-hold {"on": bool}` — tenant-wide hold (admin)
 //! - `GET  /v1/escalations`, `POST /v1/escalations/{message_id}/ack` — missed delivery
 //!   deadlines for operators to act on
 
@@ -85,6 +87,34 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
             Ok((200, serde_json::to_value(rec).unwrap_or_default()))
         }
         ("POST", ["v1", "admin", "route", "explain"]) => explain(deps, req, &caller).await,
+        ("POST", ["v1", "messages", id, "legal-hold"]) | ("DELETE", ["v1", "messages", id, "legal-hold"]) => {
+            require(caller.role.can_admin() || caller.role == Role::Auditor, "admin or auditor")?;
+            let on = method == "POST";
+            let reason = hold_reason(req)?;
+            let Ok(id) = id.parse::<MessageId>() else { return Err(ApiError::not_found("message")) };
+            let m = super::retention::set_message_hold(deps, &caller.tenant, id, on, &reason).await.map_err(|e| match e {
+                StoreError::NotFound => ApiError::not_found("message"),
+                other => store_err(other),
+            })?;
+            Ok((200, json!({"id": m.id, "legal_hold": m.legal_hold, "legal_hold_reason": m.legal_hold_reason})))
+        }
+        ("PUT", ["v1", "admin", "legal-hold"]) => {
+            require(caller.role.can_admin(), "admin")?;
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Hold {
+                on: bool,
+            }
+            let h: Hold = parse_json(req)?;
+            let Some(mut cfg) = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)? else {
+                return Err(ApiError::unprocessable("tenant_not_configured", "Your tenant has no configuration yet."));
+            };
+            cfg.legal_hold = h.on;
+            deps.store.put_tenant_config(&cfg, now).await.map_err(store_err)?;
+            deps.forget_tenant(&caller.tenant);
+            let n = super::retention::apply_tenant_hold(deps, &caller.tenant, h.on).await.map_err(store_err)?;
+            Ok((200, json!({"legal_hold": h.on, "messages_changed": n})))
+        }
         ("GET", ["v1", "escalations"]) => {
             require(caller.role.can_operate() || caller.role == Role::Auditor, "operator, auditor or admin")?;
             let list = deps.store.list_escalations(&caller.tenant).await.map_err(store_err)?;
@@ -101,11 +131,26 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
             })?;
             Ok((200, serde_json::to_value(e).unwrap_or_default()))
         }
-        (_, ["v1", "messages"]) | (_, ["v1", "messages", _]) | (_, ["v1", "admin", ..]) | (_, ["v1", "escalations", ..]) => {
+        (_, ["v1", "messages"]) | (_, ["v1", "messages", ..]) | (_, ["v1", "admin", ..]) | (_, ["v1", "escalations", ..]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method} is not supported on {path}.")))
         }
         _ => Err(ApiError::new(404, "no_such_route", format!("There is no endpoint at {path}."))),
     }
+}
+
+/// `{"reason": "..."}` for a legal hold change (required: holds are governance acts).
+fn hold_reason(req: &Request) -> Result<String, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Reason {
+        reason: String,
+    }
+    let r: Reason = parse_json(req)?;
+    let reason = r.reason.trim().to_string();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::unprocessable("invalid_reason", "Give a reason (1-500 characters) for the legal hold change.").field("reason"));
+    }
+    Ok(reason)
 }
 
 fn require(ok: bool, role: &str) -> Result<(), ApiError> {
@@ -285,6 +330,14 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         next_attempt_at: Some(iso8601(now + chrono::Duration::seconds(ACCEPTED_GRACE_SECS))),
         expires_at: iso8601(now + chrono::Duration::seconds(i64::from(validity))),
         escalated_at: None,
+        redact_at: tenant
+            .retention
+            .body_days(&v.category)
+            .map(|d| iso8601(now + chrono::Duration::days(i64::from(d)))),
+        redacted_at: None,
+        retain_until: Some(iso8601(now + chrono::Duration::days(i64::from(tenant.retention.record_days)))),
+        legal_hold: tenant.legal_hold,
+        legal_hold_reason: tenant.legal_hold.then(|| "tenant-wide legal hold".to_string()),
     };
     let first = MessageEvent {
         at: iso8601(now),

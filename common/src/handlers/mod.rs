@@ -6,7 +6,10 @@ pub mod callbacks;
 pub mod route;
 pub mod send;
 pub mod webhook;
+pub mod retention;
 pub mod retry;
+pub mod media_api;
+pub mod inbound_webhook;
 
 use crate::aws::Clients;
 use crate::config::PlatformConfig;

@@ -32,6 +32,7 @@ pub struct SweepReport {
     pub escalated: usize,
     pub expired: usize,
     pub dead_lettered: usize,
+    pub redacted: usize,
     pub errors: usize,
 }
 
@@ -49,6 +50,13 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ProcessingError> {
                 report.errors += 1;
                 tracing::warn!(message_id = %m.id, error = %e, "sweep step failed; next sweep retries");
             }
+        }
+    }
+    match super::retention::redact_due(deps).await {
+        Ok(n) => report.redacted = n,
+        Err(e) => {
+            report.errors += 1;
+            tracing::warn!(error = %e, "retention step failed; next sweep retries");
         }
     }
     if std::env::var("DLQ_POLICY").map(|p| p != "hold").unwrap_or(true) {

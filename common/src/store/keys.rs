@@ -58,9 +58,20 @@ pub fn due_sk(due_at: &str, id: MessageId) -> String {
     format!("{due_at}#{id}")
 }
 
-/// DynamoDB TTL (epoch seconds) for a message record.
+/// DynamoDB TTL (epoch seconds) for a message record and its history; none while a
+/// legal hold is on.
 pub fn record_ttl(m: &Message) -> Option<i64> {
-    crate::time::parse_iso8601(&m.expires_at).map(|t| t.timestamp() + DEFAULT_RECORD_RETENTION_SECS)
+    if m.legal_hold {
+        return None;
+    }
+    match &m.retain_until {
+        Some(t) => crate::time::parse_iso8601(t).map(|t| t.timestamp()),
+        None => crate::time::parse_iso8601(&m.expires_at).map(|t| t.timestamp() + DEFAULT_RECORD_RETENTION_SECS),
+    }
+}
+
+pub fn redact_pk(shard: u64) -> String {
+    format!("REDACT#{shard}")
 }
 pub fn escalations_pk(t: &TenantId) -> String {
     format!("TENANT#{t}#ESCALATIONS")

@@ -180,6 +180,11 @@ impl DynamoStore {
                 item.insert("gsi1pk".into(), s(keys::due_pk(m.id.stable_hash() % DUE_SHARDS)));
                 item.insert("gsi1sk".into(), s(keys::due_sk(due, m.id)));
             }
+        } else if let (Some(at), Some(_), false) = (&m.redact_at, &m.body, m.legal_hold) {
+            // Finished messages whose body is still held wait in the same sparse index
+            // for the retention job.
+            item.insert("gsi1pk".into(), s(keys::redact_pk(m.id.stable_hash() % DUE_SHARDS)));
+            item.insert("gsi1sk".into(), s(keys::due_sk(at, m.id)));
         }
         if let Some(ttl) = keys::record_ttl(m) {
             item.insert("ttl".into(), n(ttl));
@@ -187,15 +192,20 @@ impl DynamoStore {
         Ok(item)
     }
 
-    fn event_item(id: MessageId, tenant: &TenantId, e: &MessageEvent) -> Result<Item, StoreError> {
+    fn event_item(m: &Message, e: &MessageEvent) -> Result<Item, StoreError> {
         let doc = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(HashMap::from([
-            ("pk".into(), s(keys::message_pk(id))),
+        let mut item = HashMap::from([
+            ("pk".into(), s(keys::message_pk(m.id))),
             ("sk".into(), s(keys::event_sk(&e.at))),
             ("type".into(), s("event")),
-            ("tenant".into(), s(tenant.as_str())),
+            ("tenant".into(), s(m.tenant.as_str())),
             ("doc".into(), s(doc)),
-        ]))
+        ]);
+        // History expires with its message, never before it.
+        if let Some(ttl) = keys::record_ttl(m) {
+            item.insert("ttl".into(), n(ttl));
+        }
+        Ok(item)
     }
 
     fn put(item: Item, table: &str, condition: Option<(&str, Vec<(&str, AttributeValue)>)>) -> Result<TransactWriteItem, StoreError> {
@@ -220,7 +230,7 @@ impl DynamoStore {
     ) -> Result<CreateOutcome, StoreError> {
         let mut items = vec![
             Self::put(Self::message_item(m)?, &self.table, Some(("attribute_not_exists(pk)", vec![])))?,
-            Self::put(Self::event_item(m.id, &m.tenant, first)?, &self.table, None)?,
+            Self::put(Self::event_item(m, first)?, &self.table, None)?,
         ];
         if let Some((key, hash)) = idem {
             let item = HashMap::from([
@@ -332,7 +342,7 @@ impl DynamoStore {
                 attempt: Some(current.attempts),
             };
             if verdict != TransitionVerdict::Apply {
-                let item = Self::event_item(id, &current.tenant, &event)?;
+                let item = Self::event_item(&current, &event)?;
                 self.client
                     .put_item()
                     .table_name(&self.table)
@@ -372,7 +382,7 @@ impl DynamoStore {
                     &self.table,
                     Some(("version = :v", vec![(":v", n(current.version))])),
                 )?,
-                Self::put(Self::event_item(id, &current.tenant, &event)?, &self.table, None)?,
+                Self::put(Self::event_item(&next, &event)?, &self.table, None)?,
             ];
             if let Some((pid, pmid)) = &provider_lookup {
                 let item = HashMap::from([
@@ -419,7 +429,7 @@ impl DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(Self::event_item(m.id, &m.tenant, &event)?))
+            .set_item(Some(Self::event_item(m, &event)?))
             .send()
             .await
             .map_err(unavailable)?;
@@ -460,7 +470,7 @@ impl DynamoStore {
         };
         let items = vec![
             Self::put(Self::message_item(&next)?, &self.table, Some(("version = :v", vec![(":v", n(m.version))])))?,
-            Self::put(Self::event_item(m.id, &m.tenant, &event)?, &self.table, None)?,
+            Self::put(Self::event_item(&next, &event)?, &self.table, None)?,
         ];
         self.client
             .transact_write_items()
@@ -597,6 +607,85 @@ impl DynamoStore {
             }
         }
         Ok(out)
+    }
+
+    /// Finished messages whose body is due for redaction at or before `now`.
+    pub async fn due_redactions(&self, now: Instant, limit_per_shard: i32) -> Result<Vec<Message>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :p AND gsi1sk <= :t")
+                .expression_attribute_values(":p", s(keys::redact_pk(shard)))
+                .expression_attribute_values(":t", s(format!("{}#~", iso8601(now))))
+                .limit(limit_per_shard)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in resp.items.unwrap_or_default() {
+                out.push(parse_doc::<Message>(&item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets or removes the TTL on every history item of a message (legal hold).
+    pub async fn set_history_ttl(&self, m: &Message) -> Result<usize, StoreError> {
+        let ttl = keys::record_ttl(m);
+        let mut start = None;
+        let mut count = 0;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+                .expression_attribute_values(":pk", s(keys::message_pk(m.id)))
+                .expression_attribute_values(":e", s("EVT#"))
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in resp.items.unwrap_or_default() {
+                let mut u = self.client.update_item().table_name(&self.table).set_key(Some(item.clone()));
+                u = match ttl {
+                    Some(t) => u.update_expression("SET #t = :t").expression_attribute_values(":t", n(t)),
+                    None => u.update_expression("REMOVE #t"),
+                };
+                u.expression_attribute_names("#t", "ttl").send().await.map_err(unavailable)?;
+                count += 1;
+            }
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
+    /// A page of a tenant's messages, oldest first (per-tenant listing index).
+    pub async fn tenant_messages(
+        &self,
+        tenant: &TenantId,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<(Vec<Message>, Option<HashMap<String, AttributeValue>>), StoreError> {
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :p")
+            .expression_attribute_values(":p", s(keys::tenant_messages_pk(tenant)))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let msgs = resp.items.unwrap_or_default().iter().map(parse_doc).collect::<Result<Vec<Message>, _>>()?;
+        Ok((msgs, resp.last_evaluated_key))
     }
 
     /// Remembers `key` until `expires_unix`; false if it was already seen (a replay).

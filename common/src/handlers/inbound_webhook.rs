@@ -1,0 +1,477 @@
+//! Inbound SMS/MMS: what the webhook does with a verified `Callback::Inbound`, and the
+//! read API (`GET /v1/inbound`, `GET /v1/inbound/{id}`).
+//!
+//! [`handle_inbound`]: the destination must be one of the tenant's sender identities
+//! on that provider account (else nothing is stored and the webhook answers 404);
+//! each media item is downloaded (size cap, timeout, at most 3 redirects, public https
+//! only except for the sandbox), sniffed, hashed and stored in S3 with SSE; STOP/START
+//! keywords update the tenant's opt-out list; the record is linked to the last message
+//! the tenant sent to that number and pushed to the tenant's callback URL, signed like
+//! status callbacks. A provider's retry of the same message is stored once.
+
+use super::Deps;
+use crate::auth::{Caller, Role};
+use crate::domain::{SenderId, TenantId, E164};
+use crate::error::{ApiError, StoreError};
+use crate::inbound::{self, InboundMediaRecord, InboundRecord, Keyword, OptOutRecord};
+use crate::media::{self, MediaStore};
+use crate::observability::mask_number;
+use crate::providers::{InboundMessage, ProviderKind};
+use crate::queue::TenantCallbackJob;
+use crate::tenant::TenantConfig;
+use crate::time::{iso8601, parse_iso8601};
+use base64::Engine;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// What became of an inbound callback.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundOutcome {
+    /// Stored (and pushed to the tenant).
+    Stored(Box<InboundRecord>),
+    /// The provider sent this message before; the first record stands (its id).
+    Duplicate(String),
+    /// The destination is not one of the tenant's senders on that account: nothing stored.
+    UnknownNumber,
+    /// No such (enabled) account of that provider type for the tenant: nothing stored.
+    UnknownAccount,
+}
+
+impl InboundOutcome {
+    /// True when the webhook should answer 404 (nothing was stored).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Self::UnknownNumber | Self::UnknownAccount)
+    }
+}
+
+/// For the webhook's `Callback::Inbound` arm: `Some(response)` to answer now (404
+/// for a number or account that is not the tenant's), `None` to answer 200 as usual.
+pub async fn on_callback(
+    deps: &Deps,
+    ms: &MediaStore,
+    kind: ProviderKind,
+    tenant: &TenantId,
+    account: &str,
+    msg: InboundMessage,
+) -> Result<Option<Response<Body>>, StoreError> {
+    let out = handle_inbound(deps, ms, kind, tenant, account, msg).await?;
+    Ok(out.is_refused().then(|| {
+        Response::builder()
+            .status(404)
+            .header("content-type", "application/json")
+            .body(Body::Text(json!({"code": "unknown_number", "message": "That number is not one of this account's senders."}).to_string()))
+            .expect("static response parts are valid")
+    }))
+}
+
+/// The tenant sender identity on `account` that `to` names, normalised.
+fn our_number(cfg: &TenantConfig, account: &str, to: &str) -> Option<String> {
+    let e164 = E164::parse(to, Some(&cfg.default_region)).ok();
+    let digits = to.trim().trim_start_matches('+');
+    cfg.senders.iter().filter(|s| s.provider == account).find_map(|s| match (&s.sender, &e164) {
+        (SenderId::LongCode(n), Some(e)) if n == e => Some(n.to_string()),
+        (SenderId::ShortCode(c), _) if c == digits => Some(c.clone()),
+        _ => None,
+    })
+}
+
+/// A content type safe to send as an S3 header, else `None`.
+fn header_safe(ct: &str) -> Option<String> {
+    let ct = ct.trim();
+    (!ct.is_empty() && ct.len() <= 200 && ct.bytes().all(|b| (0x20..0x7f).contains(&b))).then(|| ct.to_string())
+}
+
+/// Stores one inbound message. See the module docs; errors are transient store/S3
+/// failures (the webhook answers 503 and the provider retries).
+pub async fn handle_inbound(
+    deps: &Deps,
+    ms: &MediaStore,
+    kind: ProviderKind,
+    tenant: &TenantId,
+    account: &str,
+    msg: InboundMessage,
+) -> Result<InboundOutcome, StoreError> {
+    let now = deps.clock.now();
+    let Some(cfg) = deps.tenant(tenant).await? else {
+        tracing::warn!(security = "inbound_refused", provider = %kind, tenant = %tenant, reason = "unknown tenant", "inbound refused");
+        return Ok(InboundOutcome::UnknownAccount);
+    };
+    if !cfg.provider(account).is_some_and(|p| p.kind == kind && p.enabled) {
+        tracing::warn!(security = "inbound_refused", provider = %kind, tenant = %tenant, reason = "unknown account", "inbound refused");
+        return Ok(InboundOutcome::UnknownAccount);
+    }
+    let Some(to) = our_number(&cfg, account, &msg.to) else {
+        tracing::warn!(
+            security = "inbound_refused",
+            provider = %kind,
+            tenant = %tenant,
+            to = %mask_number(&msg.to),
+            from = %mask_number(&msg.from),
+            reason = "destination is not a sender of this account",
+            "inbound refused; nothing stored"
+        );
+        return Ok(InboundOutcome::UnknownNumber);
+    };
+    if let Some(existing) = inbound::find_inbound_ref(ms, tenant, account, &msg.provider_message_id).await? {
+        tracing::info!(inbound_id = %existing, provider = %kind, tenant = %tenant, "inbound message already stored (provider retry)");
+        return Ok(InboundOutcome::Duplicate(existing));
+    }
+
+    let id = inbound::new_inbound_id();
+    let received_at = iso8601(now);
+    let from_e164 = E164::parse(&msg.from, Some(&cfg.default_region)).ok();
+    let from = from_e164.as_ref().map(|e| e.to_string()).unwrap_or_else(|| msg.from.trim().to_string());
+
+    // Media: download, sniff, hash, store. A failed item is recorded with its reason;
+    // only an S3 failure fails the whole message (so the provider retries).
+    let mut media = Vec::with_capacity(msg.media.len());
+    let mut written = Vec::new();
+    for (i, item) in msg.media.iter().enumerate() {
+        let mut rec = InboundMediaRecord {
+            index: i,
+            source_url: item.url.clone(),
+            s3_key: None,
+            sha256: None,
+            size: None,
+            sniffed_type: None,
+            declared_type: item.content_type.clone(),
+            served_type: None,
+            error: None,
+        };
+        if i >= inbound::MAX_INBOUND_MEDIA {
+            rec.error = Some("skipped_too_many_items".into());
+            media.push(rec);
+            continue;
+        }
+        let allow_local = kind == ProviderKind::Sandbox;
+        let mut got = ms.fetch.download(&item.url, allow_local, inbound::MAX_INBOUND_MEDIA_BYTES).await;
+        if matches!(&got, Err(e) if e.is_transient()) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            got = ms.fetch.download(&item.url, allow_local, inbound::MAX_INBOUND_MEDIA_BYTES).await;
+        }
+        match got {
+            Ok(d) => {
+                let sha = hex::encode(Sha256::digest(&d.bytes));
+                let sniffed = media::sniff(&d.bytes);
+                let key = inbound::inbound_media_key(tenant, &id, i);
+                let stored_type = item
+                    .content_type
+                    .as_deref()
+                    .and_then(header_safe)
+                    .or_else(|| d.served_type.as_deref().and_then(header_safe))
+                    .or_else(|| sniffed.map(str::to_string))
+                    .unwrap_or_else(|| "application/octet-stream".into());
+                let size = d.bytes.len() as u64;
+                let meta = [
+                    ("sha256", sha.clone()),
+                    ("sniffed-type", sniffed.unwrap_or_default().to_string()),
+                    ("declared-type", item.content_type.clone().unwrap_or_default()),
+                    ("served-type", d.served_type.clone().unwrap_or_default()),
+                    ("tenant", tenant.to_string()),
+                    ("inbound-id", id.clone()),
+                    ("provider", kind.to_string()),
+                    ("provider-account", account.to_string()),
+                    ("provider-message-id", msg.provider_message_id.clone()),
+                    ("source-url", item.url.clone()),
+                    ("received-at", received_at.clone()),
+                ];
+                if let Err(e) = ms.put_object(&key, d.bytes, &stored_type, &meta, &sha).await {
+                    cleanup(ms, &written).await;
+                    return Err(e);
+                }
+                written.push(key.clone());
+                rec.s3_key = Some(key);
+                rec.sha256 = Some(sha);
+                rec.size = Some(size);
+                rec.sniffed_type = sniffed.map(str::to_string);
+                rec.served_type = d.served_type;
+            }
+            Err(e) => {
+                tracing::warn!(provider = %kind, tenant = %tenant, item = i, error = %e.code(), "inbound media not stored");
+                rec.error = Some(e.code());
+            }
+        }
+        media.push(rec);
+    }
+
+    // Keywords: STOP/START change the opt-out list (the latest keyword by time wins).
+    let keyword = inbound::classify_keyword(&msg.text);
+    let keyword_at = msg.received_at.as_deref().and_then(parse_iso8601).map(iso8601).unwrap_or_else(|| received_at.clone());
+    let opt_out_action = match (keyword, &from_e164) {
+        (Some(k @ (Keyword::Stop | Keyword::Start)), Some(number)) => {
+            let r = OptOutRecord {
+                tenant: tenant.clone(),
+                number: number.clone(),
+                opted_out: k == Keyword::Stop,
+                keyword: msg.text.trim().chars().take(32).collect(),
+                at: keyword_at,
+                inbound_id: Some(id.clone()),
+            };
+            let applied = match inbound::set_opt_out(ms, &r).await {
+                Ok(a) => a,
+                Err(e) => {
+                    cleanup(ms, &written).await;
+                    return Err(e);
+                }
+            };
+            Some(match (applied, k) {
+                (false, _) => "superseded_by_later_keyword",
+                (true, Keyword::Stop) => "opted_out",
+                (true, _) => "opted_in",
+            })
+        }
+        (Some(Keyword::Stop | Keyword::Start), None) => Some("not_applied_sender_not_e164"),
+        _ => None,
+    }
+    .map(str::to_string);
+
+    let in_reply_to = match &from_e164 {
+        Some(n) => inbound::last_outbound(ms, tenant, n).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "last outbound lookup failed; storing the inbound message unlinked");
+            None
+        }),
+        None => None,
+    };
+
+    let record = InboundRecord {
+        id: id.clone(),
+        tenant: tenant.clone(),
+        provider: kind,
+        provider_account: account.to_string(),
+        provider_message_id: msg.provider_message_id.clone(),
+        from_is_e164: from_e164.is_some(),
+        from,
+        to,
+        text_sha256: hex::encode(Sha256::digest(msg.text.as_bytes())),
+        text: msg.text,
+        media,
+        keyword,
+        opt_out_action,
+        in_reply_to,
+        received_at,
+        provider_received_at: msg.received_at,
+        provider_metadata: msg.provider_metadata,
+    };
+    match inbound::put_inbound(ms, &record, now).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            // A concurrent delivery of the same provider message won the race.
+            cleanup(ms, &written).await;
+            let existing = inbound::find_inbound_ref(ms, tenant, account, &record.provider_message_id).await?.unwrap_or_default();
+            return Ok(InboundOutcome::Duplicate(existing));
+        }
+        Err(e) => {
+            cleanup(ms, &written).await;
+            return Err(e);
+        }
+    }
+    tracing::info!(
+        inbound_id = %record.id,
+        tenant = %tenant,
+        provider = %kind,
+        from = %mask_number(&record.from),
+        media = record.media.len(),
+        media_stored = record.media.iter().filter(|m| m.s3_key.is_some()).count(),
+        keyword = ?record.keyword,
+        in_reply_to = ?record.in_reply_to,
+        "inbound message stored"
+    );
+    enqueue_callback(deps, &cfg, &record).await;
+    Ok(InboundOutcome::Stored(Box::new(record)))
+}
+
+async fn cleanup(ms: &MediaStore, keys: &[String]) {
+    for k in keys {
+        if let Err(e) = ms.delete_object(k).await {
+            tracing::warn!(error = %e, "could not remove media of an inbound message that was not stored");
+        }
+    }
+}
+
+/// The JSON a tenant receives for an inbound message (signed like status callbacks).
+/// Media are described (hash, size, types) but not linked: fetch them through
+/// `GET /v1/inbound/{id}`, which hands out short-lived URLs.
+pub fn inbound_body(r: &InboundRecord, cfg: &TenantConfig, now: crate::time::Instant) -> String {
+    let media: Vec<_> = r
+        .media
+        .iter()
+        .map(|m| json!({"index": m.index, "sha256": m.sha256, "size": m.size, "sniffed_type": m.sniffed_type, "declared_type": m.declared_type, "error": m.error}))
+        .collect();
+    let mut body = json!({
+        "type": "message.inbound",
+        "id": format!("evt_{}", ulid::Ulid::new()),
+        "occurred_at": iso8601(now),
+        "inbound": {
+            "id": r.id,
+            "tenant": r.tenant,
+            "from": r.from,
+            "to": r.to,
+            "text": r.text,
+            "media": media,
+            "keyword": r.keyword,
+            "opt_out_action": r.opt_out_action,
+            "in_reply_to": r.in_reply_to,
+            "provider": r.provider,
+            "provider_account": r.provider_account,
+            "provider_message_id": r.provider_message_id,
+            "received_at": r.received_at,
+        }
+    });
+    if r.keyword == Some(Keyword::Help) {
+        // The automatic HELP reply is not sent yet (docs/mms-and-inbound.md); the tenant
+        // gets the configured text to send, or to act on.
+        body["help_text"] = json!(inbound::help_text(cfg));
+    }
+    body.to_string()
+}
+
+async fn enqueue_callback(deps: &Deps, cfg: &TenantConfig, r: &InboundRecord) {
+    if deps.cfg.tenant_callback_queue_url.is_empty() || cfg.callback.is_none() {
+        return;
+    }
+    // `message_id` is the linked outbound message: the retry function records each
+    // delivery attempt in that message's history (none when unlinked).
+    let job = TenantCallbackJob { tenant: r.tenant.clone(), message_id: r.in_reply_to, body: inbound_body(r, cfg, deps.clock.now()), attempt: 1 };
+    if let Err(e) = deps.queues.send(&deps.cfg.tenant_callback_queue_url, &job, 0).await {
+        tracing::warn!(inbound_id = %r.id, error = %e, "inbound tenant callback could not be queued");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// API: GET /v1/inbound, GET /v1/inbound/{id}
+// ---------------------------------------------------------------------------------
+
+/// Routes `/v1/inbound...`; `None` for any other path (the caller's router goes on).
+pub async fn dispatch_api(deps: &Deps, ms: &MediaStore, req: &Request, caller: &Caller) -> Option<Result<(u16, serde_json::Value), ApiError>> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().as_str();
+    Some(match (method, segments.as_slice()) {
+        ("GET", ["v1", "inbound"]) => {
+            let q = query_pairs(req);
+            let limit = match q.iter().find(|(k, _)| k == "limit").map(|(_, v)| v.parse::<u32>()) {
+                None => 50,
+                Some(Ok(n)) if (1..=100).contains(&n) => n,
+                Some(_) => return Some(Err(ApiError::bad_request("invalid_limit", "limit must be 1-100.").field("limit"))),
+            };
+            let cursor = q.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.clone());
+            list(deps, ms, caller, limit, cursor.as_deref()).await
+        }
+        ("GET", ["v1", "inbound", id]) => get(deps, ms, caller, id).await,
+        (_, ["v1", "inbound"]) | (_, ["v1", "inbound", _]) => {
+            Err(ApiError::new(405, "method_not_allowed", format!("{method} is not supported on {path}.")))
+        }
+        (_, ["v1", "inbound", ..]) => Err(ApiError::new(404, "no_such_route", format!("There is no endpoint at {path}."))),
+        _ => return None,
+    })
+}
+
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(_) | StoreError::Conflict => ApiError::unavailable(),
+        _ => ApiError::internal(),
+    }
+}
+
+/// `GET /v1/inbound?limit=&cursor=`: the tenant's inbound messages, newest first.
+pub async fn list(_deps: &Deps, ms: &MediaStore, caller: &Caller, limit: u32, cursor: Option<&str>) -> Result<(u16, serde_json::Value), ApiError> {
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API returned.").field("cursor"))?),
+    };
+    let (records, next) = inbound::list_inbound(ms, &caller.tenant, limit, after.as_deref()).await.map_err(store_err)?;
+    let with_body = caller.role != Role::Auditor;
+    let items: Vec<_> = records.iter().map(|r| view(r, with_body, &[])).collect();
+    Ok((200, json!({"items": items, "next_cursor": next.map(|n| encode_cursor(&n))})))
+}
+
+/// `GET /v1/inbound/{id}`: one inbound message with short-lived media URLs. Another
+/// tenant's id answers 404 exactly like a missing one.
+pub async fn get(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str) -> Result<(u16, serde_json::Value), ApiError> {
+    let Some(r) = inbound::get_inbound(ms, &caller.tenant, id).await.map_err(store_err)? else {
+        return Err(ApiError::not_found("inbound message"));
+    };
+    let with_body = caller.role != Role::Auditor;
+    let mut urls = Vec::new();
+    if with_body {
+        for m in &r.media {
+            urls.push(match &m.s3_key {
+                Some(k) => Some(media::presigned_get(&ms.s3, &ms.bucket, k, media::PROVIDER_URL_TTL).await.map_err(store_err)?),
+                None => None,
+            });
+        }
+    }
+    Ok((200, view(&r, with_body, &urls)))
+}
+
+/// The public view: everything but internal keys and source URLs (they may carry
+/// provider tokens); no text or media URLs for auditors.
+pub fn view(r: &InboundRecord, with_body: bool, urls: &[Option<String>]) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("provider_metadata");
+        if !with_body {
+            o.remove("text");
+        }
+        if let Some(items) = o.get_mut("media").and_then(|m| m.as_array_mut()) {
+            for (i, item) in items.iter_mut().enumerate() {
+                if let Some(m) = item.as_object_mut() {
+                    m.remove("s3_key");
+                    m.remove("source_url");
+                    if let Some(Some(u)) = urls.get(i) {
+                        m.insert("url".into(), json!(u));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn encode_cursor(sk: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
+}
+
+/// Accepts only what [`encode_cursor`] produced: `<ISO 8601>#inb_<ULID>`.
+fn decode_cursor(c: &str) -> Option<String> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (at, id) = s.split_once('#')?;
+    (parse_iso8601(at).is_some() && inbound::is_inbound_id(id)).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_junk() {
+        let sk = format!("2026-01-01T00:00:00.000Z#{}", inbound::new_inbound_id());
+        assert_eq!(decode_cursor(&encode_cursor(&sk)), Some(sk));
+        assert_eq!(decode_cursor("not base64!"), None);
+        assert_eq!(decode_cursor(&encode_cursor("TENANT#other#INBOUND")), None);
+    }
+
+    #[test]
+    fn destination_must_be_a_sender_of_that_account() {
+        let cfg: TenantConfig = serde_json::from_value(json!({
+            "tenant": "acme", "default_region": "US",
+            "providers": [{"id": "a", "kind": "sandbox", "secret_id": "dispatch/acme/a"}, {"id": "b", "kind": "sandbox", "secret_id": "dispatch/acme/b"}],
+            "senders": [{"sender": "+12015550100", "provider": "a"}, {"sender": "12345", "provider": "a"}, {"sender": "+12015550111", "provider": "b"}],
+            "routing": [{"name": "all", "providers": ["a"]}],
+        }))
+        .unwrap();
+        assert_eq!(our_number(&cfg, "a", "+1 (201) 555-0100").as_deref(), Some("+12015550100"));
+        assert_eq!(our_number(&cfg, "a", "2015550100").as_deref(), Some("+12015550100"));
+        assert_eq!(our_number(&cfg, "a", "12345").as_deref(), Some("12345"));
+        assert_eq!(our_number(&cfg, "a", "+12015550111"), None, "another account's sender");
+        assert_eq!(our_number(&cfg, "b", "+12015550100"), None);
+        assert_eq!(our_number(&cfg, "a", "garbage"), None);
+    }
+}
