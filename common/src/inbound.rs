@@ -554,6 +554,8 @@ pub enum FetchError {
     Refused(String),
     #[error("too_large")]
     TooLarge,
+    #[error("too_many_redirects")]
+    TooManyRedirects,
     #[error("http_{0}")]
     Http(u16),
     #[error("{0}")]
@@ -566,6 +568,7 @@ impl FetchError {
         match self {
             Self::Refused(_) => "refused_url".into(),
             Self::TooLarge => "too_large".into(),
+            Self::TooManyRedirects => "too_many_redirects".into(),
             Self::Http(s) => format!("http_{s}"),
             Self::Transient(c) => c.clone(),
         }
@@ -577,7 +580,12 @@ impl FetchError {
 
 fn classify_reqwest(e: reqwest::Error) -> FetchError {
     if e.is_redirect() {
-        FetchError::Refused("redirect refused".into())
+        // Our redirect policy's own refusal says which rule it broke.
+        if format!("{e:?}").contains("redirects") {
+            FetchError::TooManyRedirects
+        } else {
+            FetchError::Refused("redirect refused".into())
+        }
     } else if e.is_timeout() {
         FetchError::Transient("timeout".into())
     } else {

@@ -169,3 +169,25 @@ async fn record(deps: &Deps, job: &TenantCallbackJob, note: String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::signatures::sandbox::{signature_header, verify_timestamped};
+    use std::time::Duration;
+
+    /// The worked example in docs/tenant-callbacks.md, so the document stays true.
+    #[test]
+    fn documented_worked_example_verifies() {
+        let body = r#"{"type":"message.status","id":"evt_01KB3Q0J3ZPM4W1Y8E9K2R7N6D","occurred_at":"2026-11-26T02:20:00.000Z","message":{"id":"01KB3PZX8R6S9T0V1W2X3Y4Z5A","tenant":"psap-north","status":"delivered","category":"emergency_callback","to":"+12015550123","attempts":1}}"#;
+        let header = signature_header(&[b"whsec_3f9a1c".as_slice(), b"whsec_old_77b2".as_slice()], 1795652400, body.as_bytes());
+        assert_eq!(
+            header,
+            "t=1795652400,v1=11698575bd1b13b4f06aac07ad61b405fdcd628742b7904f31e57f2fbc508736,v1=aec678fb37a1e367c74274e671d0236eef75b628f49ccd409dadba07da811e34"
+        );
+        let tol = Duration::from_secs(300);
+        assert!(verify_timestamped(&header, b"whsec_3f9a1c", body.as_bytes(), 1795652400 + 299, tol).is_ok());
+        assert!(verify_timestamped(&header, b"whsec_old_77b2", body.as_bytes(), 1795652400, tol).is_ok());
+        assert!(verify_timestamped(&header, b"whsec_3f9a1c", body.as_bytes(), 1795652400 + 301, tol).is_err());
+        assert!(verify_timestamped(&header, b"other", body.as_bytes(), 1795652400, tol).is_err());
+    }
+}
