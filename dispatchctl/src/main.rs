@@ -69,6 +69,10 @@ the error code is the one the API answers with (e.g. invalid_number, too_short).
     #[command(subcommand)]
     Keys(KeysCommand),
 
+    /// List the provider adapters with what each supports (SMS, MMS, limits,
+    /// callbacks, inbound, signature scheme) as JSON lines (offline).
+    Providers,
+
     /// Missed delivery deadlines: list open escalations, acknowledge one.
     #[command(subcommand)]
     Escalations(EscalationsCommand),
@@ -289,6 +293,7 @@ fn main() -> ExitCode {
         Command::Escalations(EscalationsCommand::Ack { tenant, message, by }) => {
             remote::block_on(ops::escalations_ack(&tenant, message, &by))
         }
+        Command::Providers => ops::providers(),
         Command::Dlq(DlqCommand::List) => remote::block_on(ops::dlq_list()),
         Command::Dlq(DlqCommand::Redrive) => remote::block_on(ops::dlq_redrive()),
     };

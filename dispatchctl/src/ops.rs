@@ -62,3 +62,14 @@ pub async fn dlq_redrive() -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::json!({"redriven": n}));
     Ok(ExitCode::SUCCESS)
 }
+
+/// `dispatchctl providers`: every adapter's documented capabilities.
+pub fn providers() -> anyhow::Result<ExitCode> {
+    for kind in dispatch_common::providers::ProviderKind::ALL {
+        let caps = dispatch_common::providers::registry::adapter(kind).capabilities();
+        let mut v = serde_json::to_value(&caps)?;
+        v["provider"] = serde_json::Value::String(kind.to_string());
+        println!("{v}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -179,6 +179,11 @@ async fn presigned_upload_is_verified_encrypted_and_served_to_providers() {
     for h in ["content-type", "x-amz-server-side-encryption", "content-length"] {
         assert!(signed.contains(h), "{h} is not bound to the upload URL: {signed}");
     }
+    let headers = &slot["upload_headers"];
+    assert_eq!(headers["content-type"], "image/png", "{slot}");
+    assert_eq!(headers["x-amz-server-side-encryption"], "AES256", "{slot}");
+    assert!(headers["x-amz-checksum-sha256"].is_string(), "the declared hash binds the upload: {slot}");
+    eprintln!("{slot:#}");
     let e = media_api::complete(deps, &ms, &who, &id, now).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "media_not_uploaded"));
     let resp = put(url, &slot["upload_headers"], MEDIA_PNG.to_vec()).await.expect("S3 answers");
