@@ -74,7 +74,19 @@
 //! [`AuditLog::verify`] walks the chain in `seq` order and names the first broken
 //! link ([`ChainBreak`]): an altered event (recomputed hash differs), a re-hashed
 //! forgery (the next event's `prev_hash` differs), a deleted event (seq gap), a deleted
-//! tail (head ahead of the last event), or an event the head does not account for.
+//! tail (head ahead of the last event), an event the head does not account for, or
+//! message-index keys that no longer match the event.
+//!
+//! What the chain cannot show on its own: someone with write access to the table who
+//! rewrites a whole suffix of the chain *and* the head consistently. Detecting that
+//! needs the head anchored outside the table (e.g. the `hash` at a given `seq` kept in
+//! an export under S3 Object Lock, or sent to the tenant); any later chain that does
+//! not contain that (seq, hash) was rewritten.
+//!
+//! An append that fails with [`AuditError::Unavailable`] (timeout, network) may or may
+//! not have been written; retrying it can record the event twice (the SDK's own
+//! retries reuse the transaction's client token and cannot). Message-index queries
+//! read gsi2 and are eventually consistent; chain walks read the table consistently.
 
 use crate::domain::{ContentCategory, MessageId, TenantId};
 use crate::observability::mask_number;
@@ -436,6 +448,10 @@ pub enum BreakReason {
     BeyondHead { head_seq: u64 },
     /// The stored item does not parse, or its key disagrees with its content.
     Unreadable { problem: String },
+    /// The event is intact but its message-index keys (gsi2pk/gsi2sk, which the hash
+    /// does not cover) were changed, hiding it from or planting it in a message's
+    /// history. `expected`/`found` are the gsi2pk values (`None`: no index entry).
+    IndexMismatch { expected: Option<String>, found: Option<String> },
 }
 
 impl fmt::Display for BreakReason {
@@ -455,6 +471,9 @@ impl fmt::Display for BreakReason {
             }
             Self::BeyondHead { head_seq } => write!(f, "event is not accounted for by the head (head at seq {head_seq})"),
             Self::Unreadable { problem } => write!(f, "stored event is unreadable: {problem}"),
+            Self::IndexMismatch { expected, found } => {
+                write!(f, "message index keys were changed (expected gsi2pk {expected:?}, found {found:?})")
+            }
         }
     }
 }
@@ -782,6 +801,23 @@ impl AuditLog {
                 }
                 let doc = item.get("doc").and_then(|v| v.as_s().ok()).map(String::as_str);
                 let ev = check_link(tenant, expected, &prev, sk_seq, doc)?;
+                // The message index is outside the hash: check it still points at
+                // the event's own message, so no event can be hidden from (or
+                // planted in) a message's audit history.
+                let want = ev.message_id.map(|id| (audit_message_gsi2pk(tenant, id), audit_message_gsi2sk(&ev.at, ev.seq)));
+                let attr = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let found = match (attr("gsi2pk"), attr("gsi2sk")) {
+                    (Some(p), Some(s)) => Some((p, s)),
+                    (None, None) => None,
+                    (p, s) => Some((p.unwrap_or_default(), s.unwrap_or_default())),
+                };
+                if found != want {
+                    return Err(ChainBreak {
+                        seq: sk_seq,
+                        reason: BreakReason::IndexMismatch { expected: want.map(|w| w.0), found: found.map(|f| f.0) },
+                    }
+                    .into());
+                }
                 prev = ev.hash;
                 expected += 1;
             }
@@ -978,7 +1014,8 @@ mod tests {
     #[test]
     fn every_field_change_alters_the_hash() {
         let base = fixed();
-        let mutations: Vec<(&str, Box<dyn Fn(&mut AuditEvent)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut AuditEvent)>;
+        let mutations: Vec<(&str, Mutation)> = vec![
             ("seq", Box::new(|e| e.seq += 1)),
             ("at", Box::new(|e| e.at = "2026-01-02T03:04:05.679Z".into())),
             ("tenant", Box::new(|e| e.tenant = TenantId::parse("psap-south").unwrap())),
@@ -995,9 +1032,7 @@ mod tests {
             ("detail", Box::new(|e| e.detail = Some("receipt".into()))),
             ("prev_hash", Box::new(|e| e.prev_hash = "ce".repeat(32))),
             // A value moving from one field to its neighbour must not collide either.
-            ("shift", Box::new(|e| {
-                e.key_id = e.operator_id.take();
-            })),
+            ("shift", Box::new(|e| e.key_id = e.operator_id.take())),
         ];
         for (name, m) in mutations {
             let mut e = base.clone();

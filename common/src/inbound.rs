@@ -36,8 +36,6 @@ pub const MAX_INBOUND_MEDIA: usize = 10;
 pub const MAX_REDIRECTS: usize = 3;
 /// Whole-request timeout per media download.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Inbound records are kept as long as message records.
-pub const INBOUND_RETENTION_SECS: i64 = crate::store::keys::DEFAULT_RECORD_RETENTION_SECS;
 /// A provider retry of the same inbound message is recognised for this long.
 pub const INBOUND_REF_TTL_SECS: i64 = 30 * 24 * 3600;
 /// How long the "last outbound message to this number" pointer is kept: replies
@@ -353,9 +351,11 @@ pub async fn last_outbound(ms: &MediaStore, tenant: &TenantId, to: &E164) -> Res
 
 /// Stores an inbound record together with its provider-id reference, so a provider's
 /// retry of the same message is recognised. `Conflict` = already stored.
-pub async fn put_inbound(ms: &MediaStore, r: &InboundRecord, now: Instant) -> Result<(), StoreError> {
+/// `ttl` is the record's DynamoDB TTL ([`crate::media::retention_ttl`]; `None` under
+/// a legal hold).
+pub async fn put_inbound(ms: &MediaStore, r: &InboundRecord, ttl: Option<i64>, now: Instant) -> Result<(), StoreError> {
     let doc = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let record: Item = HashMap::from([
+    let mut record: Item = HashMap::from([
         ("pk".into(), s(inbound_pk(&r.id))),
         ("sk".into(), s(INBOUND_SK)),
         ("type".into(), s("inbound")),
@@ -363,8 +363,10 @@ pub async fn put_inbound(ms: &MediaStore, r: &InboundRecord, now: Instant) -> Re
         ("gsi2pk".into(), s(tenant_inbound_pk(&r.tenant))),
         ("gsi2sk".into(), s(tenant_inbound_sk(&r.received_at, &r.id))),
         ("doc".into(), s(doc)),
-        ("ttl".into(), n(now.timestamp() + INBOUND_RETENTION_SECS)),
     ]);
+    if let Some(ttl) = ttl {
+        record.insert("ttl".into(), n(ttl));
+    }
     let reference: Item = HashMap::from([
         ("pk".into(), s(inbound_ref_pk(&r.tenant, &r.provider_account, &r.provider_message_id))),
         ("sk".into(), s(INBOUND_REF_SK)),

@@ -20,6 +20,7 @@ use crate::config::PlatformConfig;
 use crate::domain::TenantId;
 use crate::error::{ApiError, StoreError};
 use crate::providers::Capabilities;
+use crate::tenant::TenantConfig;
 use crate::time::{iso8601, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -48,8 +49,6 @@ pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
 pub const PROVIDER_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// An upload slot that was never completed is forgotten after a day.
 pub const PENDING_TTL_SECS: i64 = 24 * 3600;
-/// Verified media records are kept as long as message records.
-pub const MEDIA_RETENTION_SECS: i64 = crate::store::keys::DEFAULT_RECORD_RETENTION_SECS;
 
 pub const MEDIA_SK: &str = "MEDIA";
 
@@ -301,10 +300,8 @@ pub fn check_bytes(declared_type: &str, bytes: &[u8], declared_sha256: Option<&s
         return Err(MediaCheckError::TypeMismatch { declared: ct, sniffed: sniffed.map(str::to_string) });
     }
     let sha256 = hex::encode(Sha256::digest(bytes));
-    if let Some(d) = declared_sha256 {
-        if !d.eq_ignore_ascii_case(&sha256) {
-            return Err(MediaCheckError::HashMismatch);
-        }
+    if declared_sha256.is_some_and(|d| !d.eq_ignore_ascii_case(&sha256)) {
+        return Err(MediaCheckError::HashMismatch);
     }
     Ok(Verified { content_type: ct, sniffed_type: sniffed.unwrap_or_default().to_string(), size: bytes.len() as u64, sha256 })
 }
@@ -427,7 +424,7 @@ impl MediaStore {
     }
 
     /// Stores a new media record (`attribute_not_exists(pk)`).
-    pub async fn put_media(&self, r: &MediaRecord, ttl: i64) -> Result<(), StoreError> {
+    pub async fn put_media(&self, r: &MediaRecord, ttl: Option<i64>) -> Result<(), StoreError> {
         let item = media_item(r, ttl)?;
         self.dynamodb
             .put_item()
@@ -442,7 +439,7 @@ impl MediaStore {
 
     /// Replaces a media record if its status is still `from` (so two concurrent
     /// completions cannot both win).
-    pub async fn update_media(&self, r: &MediaRecord, from: MediaStatus, ttl: i64) -> Result<(), StoreError> {
+    pub async fn update_media(&self, r: &MediaRecord, from: MediaStatus, ttl: Option<i64>) -> Result<(), StoreError> {
         let item = media_item(r, ttl)?;
         self.dynamodb
             .put_item()
@@ -651,24 +648,34 @@ pub async fn presigned_put(
     Ok((p.uri().to_string(), headers))
 }
 
-fn media_item(r: &MediaRecord, ttl: i64) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn media_item(r: &MediaRecord, ttl: Option<i64>) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let doc = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(HashMap::from([
+    let mut item = HashMap::from([
         ("pk".into(), s(media_pk(&r.id))),
         ("sk".into(), s(MEDIA_SK)),
         ("type".into(), s("media")),
         ("tenant".into(), s(r.tenant.as_str())),
         ("status".into(), s(r.status.as_str())),
         ("doc".into(), s(doc)),
-        ("ttl".into(), n(ttl)),
-    ]))
+    ]);
+    if let Some(ttl) = ttl {
+        item.insert("ttl".into(), n(ttl));
+    }
+    Ok(item)
 }
 
-/// TTL for a media record in `status` at `now`.
-pub fn media_ttl(status: MediaStatus, now: Instant) -> i64 {
+/// DynamoDB TTL for a record kept under the tenant's retention policy: none while the
+/// tenant is under legal hold, else `retention.record_days` from `now`.
+pub fn retention_ttl(cfg: &TenantConfig, now: Instant) -> Option<i64> {
+    (!cfg.legal_hold).then(|| now.timestamp() + i64::from(cfg.retention.record_days) * 86_400)
+}
+
+/// TTL for a media record in `status` at `now`: a day for unfinished or refused
+/// uploads, the tenant's record retention once verified.
+pub fn media_ttl(status: MediaStatus, now: Instant, cfg: &TenantConfig) -> Option<i64> {
     match status {
-        MediaStatus::Pending | MediaStatus::Uploaded | MediaStatus::Rejected => now.timestamp() + PENDING_TTL_SECS,
-        MediaStatus::Verified => now.timestamp() + MEDIA_RETENTION_SECS,
+        MediaStatus::Pending | MediaStatus::Uploaded | MediaStatus::Rejected => Some(now.timestamp() + PENDING_TTL_SECS),
+        MediaStatus::Verified => retention_ttl(cfg, now),
     }
 }
 

@@ -23,6 +23,10 @@ pub struct TenantConfig {
     pub delivery: DeliveryRules,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Per-category retry policies overriding `retry` (e.g. more attempts, faster
+    /// failover for `emergency_callback`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retry_by_category: BTreeMap<String, RetryPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<TenantCallback>,
     /// How long bodies and records are kept.
@@ -141,6 +145,50 @@ pub struct DeliveryRules {
     /// `expired` ("delivery unknown").
     #[serde(default = "default_receipt_window")]
     pub receipt_window_secs: u32,
+    /// Local hours in which non-exempt messages wait (life-safety categories never do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// A daily quiet window in the tenant's time zone, e.g. 21:00–08:00 Europe/London.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// `HH:MM`, local time.
+    pub start: String,
+    /// `HH:MM`, local time; may be earlier than `start` (the window spans midnight).
+    pub end: String,
+    /// IANA time zone, e.g. `Europe/London`, `America/New_York`.
+    pub time_zone: String,
+    /// Categories sent anyway (life-safety categories always are).
+    #[serde(default)]
+    pub exempt: Vec<ContentCategory>,
+}
+
+impl QuietHours {
+    fn parse_hm(s: &str) -> Option<chrono::NaiveTime> {
+        chrono::NaiveTime::parse_from_str(s, "%H:%M").ok()
+    }
+
+    /// If `now` falls in the quiet window, the UTC instant it ends.
+    pub fn defer_until(&self, now: crate::time::Instant) -> Option<crate::time::Instant> {
+        use chrono::TimeZone;
+        let tz: chrono_tz::Tz = self.time_zone.parse().ok()?;
+        let (start, end) = (Self::parse_hm(&self.start)?, Self::parse_hm(&self.end)?);
+        let local = now.with_timezone(&tz);
+        let t = local.time();
+        let inside = if start <= end { t >= start && t < end } else { t >= start || t < end };
+        if !inside || start == end {
+            return None;
+        }
+        // The end is today if it is still ahead, else tomorrow.
+        let mut date = local.date_naive();
+        if t >= end {
+            date = date.succ_opt()?;
+        }
+        let end_local = tz.from_local_datetime(&date.and_time(end)).earliest()?;
+        Some(end_local.with_timezone(&chrono::Utc))
+    }
 }
 
 fn default_receipt_window() -> u32 {
@@ -164,6 +212,7 @@ impl Default for DeliveryRules {
             default_validity_secs: default_validity(),
             delivery_deadline_secs: BTreeMap::new(),
             receipt_window_secs: default_receipt_window(),
+            quiet_hours: None,
         }
     }
 }
@@ -281,6 +330,17 @@ impl TenantConfig {
         self.providers.iter().find(|p| p.id == id)
     }
 
+    /// The retry policy for a category.
+    pub fn retry_for(&self, c: &ContentCategory) -> &RetryPolicy {
+        self.retry_by_category.get(c.as_str()).unwrap_or(&self.retry)
+    }
+
+    /// Whether quiet hours apply to this category at all.
+    pub fn quiet_hours_apply(&self, c: &ContentCategory) -> Option<&QuietHours> {
+        let q = self.delivery.quiet_hours.as_ref()?;
+        if self.is_life_safety(c) || q.exempt.contains(c) { None } else { Some(q) }
+    }
+
     pub fn validity_secs(&self, c: &ContentCategory) -> u32 {
         self.delivery.validity_secs.get(c.as_str()).copied().unwrap_or(self.delivery.default_validity_secs)
     }
@@ -349,13 +409,25 @@ impl TenantConfig {
         if self.delivery.max_segments == 0 {
             err("delivery.max_segments".into(), "must be at least 1");
         }
-        if self.retry.max_attempts == 0 || self.retry.attempts_per_provider == 0 {
-            err("retry".into(), "max_attempts and attempts_per_provider must be at least 1");
+        for (name, r) in std::iter::once(("retry".to_string(), &self.retry))
+            .chain(self.retry_by_category.iter().map(|(c, r)| (format!("retry_by_category.{c}"), r)))
+        {
+            if r.max_attempts == 0 || r.attempts_per_provider == 0 {
+                err(name.clone(), "max_attempts and attempts_per_provider must be at least 1");
+            }
+            // Each attempt is a route + send invocation chained through SQS; AWS stops a
+            // chain after 16 invocations (recursive loop detection), so keep well below.
+            if r.max_attempts > 6 {
+                err(format!("{name}.max_attempts"), "at most 6 (longer chains trip Lambda's recursive loop detection)");
+            }
         }
-        // Each attempt is a route + send invocation chained through SQS; AWS stops a
-        // chain after 16 invocations (recursive loop detection), so keep well below.
-        if self.retry.max_attempts > 6 {
-            err("retry.max_attempts".into(), "at most 6 (longer chains trip Lambda's recursive loop detection)");
+        if let Some(q) = &self.delivery.quiet_hours {
+            if QuietHours::parse_hm(&q.start).is_none() || QuietHours::parse_hm(&q.end).is_none() {
+                err("delivery.quiet_hours".into(), "start and end must be HH:MM");
+            }
+            if q.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                err("delivery.quiet_hours.time_zone".into(), "not an IANA time zone such as Europe/London");
+            }
         }
         if let Some(cb) = &self.callback {
             match url::Url::parse(&cb.url) {
@@ -595,3 +667,45 @@ fn pick_sender(cfg: &TenantConfig, pid: &str, f: &RouteFacts<'_>) -> Option<Send
 #[cfg(test)]
 #[path = "tenant_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod quiet_hours_tests {
+    use super::QuietHours;
+    use chrono::{TimeZone, Utc};
+
+    fn q(start: &str, end: &str, tz: &str) -> QuietHours {
+        QuietHours { start: start.into(), end: end.into(), time_zone: tz.into(), exempt: vec![] }
+    }
+
+    #[test]
+    fn window_spanning_midnight_defers_to_the_next_morning() {
+        let w = q("21:00", "08:00", "Europe/London");
+        // 22:30 UTC on 2026-11-26 is 22:30 GMT (no DST in November).
+        let late = Utc.with_ymd_and_hms(2026, 11, 26, 22, 30, 0).unwrap();
+        assert_eq!(w.defer_until(late), Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()));
+        let early = Utc.with_ymd_and_hms(2026, 11, 27, 7, 59, 0).unwrap();
+        assert_eq!(w.defer_until(early), Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()));
+        assert_eq!(w.defer_until(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()), None, "the end is not quiet");
+        assert_eq!(w.defer_until(Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()), None);
+    }
+
+    #[test]
+    fn local_time_follows_daylight_saving() {
+        let w = q("21:00", "08:00", "Europe/London");
+        // 20:30 UTC in July is 21:30 BST: quiet, until 08:00 BST = 07:00 UTC.
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 20, 30, 0).unwrap();
+        assert_eq!(w.defer_until(summer), Some(Utc.with_ymd_and_hms(2026, 7, 2, 7, 0, 0).unwrap()));
+        let ny = q("22:00", "07:00", "America/New_York");
+        // 03:00 UTC on 2026-11-27 is 22:00 EST on the 26th.
+        assert_eq!(ny.defer_until(Utc.with_ymd_and_hms(2026, 11, 27, 3, 0, 0).unwrap()), Some(Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn same_day_window_and_bad_settings() {
+        let w = q("12:00", "13:00", "UTC");
+        assert!(w.defer_until(Utc.with_ymd_and_hms(2026, 11, 26, 12, 30, 0).unwrap()).is_some());
+        assert!(w.defer_until(Utc.with_ymd_and_hms(2026, 11, 26, 13, 30, 0).unwrap()).is_none());
+        assert!(q("12:00", "13:00", "Mars/Olympus").defer_until(Utc::now()).is_none());
+        assert!(q("25:00", "13:00", "UTC").defer_until(Utc::now()).is_none());
+    }
+}

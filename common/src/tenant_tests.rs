@@ -65,6 +65,7 @@ fn config() -> TenantConfig {
         retry: RetryPolicy::default(),
         callback: None,
         retention: Default::default(),
+        retry_by_category: Default::default(),
         legal_hold: false,
         auditors_see_bodies: false,
         help_text: None,

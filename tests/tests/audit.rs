@@ -225,7 +225,6 @@ async fn concurrent_appends_keep_each_chain_linear_and_gap_free() {
     }
 
     // More transactions than appends: writers really did collide and retry.
-    eprintln!("{} TransactWriteItems calls for 30 concurrent appends", proxy.transactions.load(Ordering::SeqCst));
     let transactions = proxy.transactions.load(Ordering::SeqCst);
     assert!(transactions > 30, "{transactions} transactions for 30 concurrent appends: no contention was exercised");
 
@@ -268,6 +267,27 @@ async fn altered_event_is_detected_at_its_seq() {
     let b = broken(env.log.verify(&t2).await);
     assert_eq!(b.seq, 4, "{b}");
     assert_eq!(b.reason, BreakReason::PrevHashMismatch { expected: ev.hash.clone(), found: doc_of(&raw_event(&env, &t2, 4).await).prev_hash });
+
+    // The message index is not hashed, but hiding an event from its message's history
+    // by dropping its index keys is caught too.
+    let t3 = tenant("psap-index");
+    let id = MessageId::new();
+    for i in 0..3 {
+        env.log.append(&t3, note(i).message_id(id), at(i as i64)).await.unwrap();
+    }
+    env.db
+        .update_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S(audit_pk(&t3)))
+        .key("sk", AttributeValue::S(audit_event_sk(2)))
+        .update_expression("REMOVE gsi2pk, gsi2sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&env.log.query(&t3, &AuditFilter::message(id), 10).await.unwrap()), [1, 3], "hidden from the index");
+    let b = broken(env.log.verify(&t3).await);
+    assert_eq!(b.seq, 2, "{b}");
+    assert!(matches!(b.reason, BreakReason::IndexMismatch { found: None, .. }), "{b}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

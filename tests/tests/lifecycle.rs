@@ -226,3 +226,24 @@ async fn dead_lettered_jobs_are_surfaced_not_dropped() {
     let left = env.pipeline.clients.sqs.receive_message().queue_url(&dlq).send().await.unwrap();
     assert!(left.messages.unwrap_or_default().is_empty(), "surfaced records are removed from the DLQ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_bulk_messages_but_never_emergency_callbacks() {
+    let now = chrono::Utc::now();
+    let start = (now - chrono::Duration::hours(1)).format("%H:%M").to_string();
+    let end = (now + chrono::Duration::hours(1)).format("%H:%M").to_string();
+    let env = TestEnv::start_with("quiet", &[dispatch_common::providers::ProviderKind::Sandbox], move |mut c| {
+        c.delivery.quiet_hours = Some(serde_json::from_value(json!({"start": start, "end": end, "time_zone": "UTC"})).unwrap());
+        c
+    })
+    .await;
+    let (_, bulk) = env.submit(json!({"to": "+12015550123", "body": "Bin day moves to Friday.", "category": "resident_update"}), None).await;
+    let (_, urgent) = env.submit(json!({"to": "+12015550124", "body": "Please call 911 back.", "category": "emergency_callback"}), None).await;
+    env.wait_for(urgent["id"].as_str().unwrap(), "delivered", 20).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, held) = env.get(bulk["id"].as_str().unwrap()).await;
+    assert_eq!(held["status"], "accepted", "{held:#}");
+    assert!(held["history"].as_array().unwrap().iter().any(|e| e["reason"].as_str().unwrap_or_default().starts_with("held by quiet hours until")));
+    assert!(held["next_attempt_at"].as_str().unwrap() > iso8601(now + chrono::Duration::minutes(50)).as_str());
+    assert_eq!(env.sandbox.received().len(), 1, "only the emergency callback went out");
+}

@@ -81,6 +81,23 @@ async fn media_server() -> Server {
     .unwrap()
 }
 
+/// The DynamoDB `ttl` attribute of an item, if it has one.
+async fn raw_ttl(env: &TestEnv, pk: &str, sk: &str) -> Option<i64> {
+    let out = env
+        .pipeline
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&env.pipeline.deps.cfg.table_name)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap();
+    let item = out.item.expect("item exists");
+    item.get("ttl").map(|v| v.as_n().unwrap().parse().unwrap())
+}
+
 async fn head(env: &TestEnv, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
     env.pipeline.clients.s3.head_object().bucket(&env.pipeline.deps.cfg.media_bucket).key(key).send().await.expect("object exists")
 }
@@ -152,6 +169,14 @@ async fn media_is_refused_with_specific_codes_and_stored_encrypted_when_valid() 
     assert!(ms.resolve_for_submit(&stranger.tenant, std::slice::from_ref(&id)).await.is_err());
     let records = ms.resolve_for_submit(&env.tenant, std::slice::from_ref(&id)).await.expect("own media resolves");
     assert_eq!(records[0].size, MEDIA_PNG.len() as u64);
+
+    // A tenant that turned MMS off cannot upload, and an auditor key never can.
+    let mut cfg = (*deps.tenant(&env.tenant).await.unwrap().unwrap()).clone();
+    cfg.delivery.mms_allowed = false;
+    dispatch_local::seed::put_tenant(deps, cfg).await.unwrap();
+    assert_eq!(code(media_api::upload(deps, &ms, &who, "image/png", MEDIA_PNG, None, now).await), (403, "mms_not_allowed".into()));
+    let auditor = Caller { role: Role::Auditor, ..who.clone() };
+    assert_eq!(code(media_api::upload(deps, &ms, &auditor, "image/png", MEDIA_PNG, None, now).await), (403, "forbidden".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +208,6 @@ async fn presigned_upload_is_verified_encrypted_and_served_to_providers() {
     assert_eq!(headers["content-type"], "image/png", "{slot}");
     assert_eq!(headers["x-amz-server-side-encryption"], "AES256", "{slot}");
     assert!(headers["x-amz-checksum-sha256"].is_string(), "the declared hash binds the upload: {slot}");
-    eprintln!("{slot:#}");
     let e = media_api::complete(deps, &ms, &who, &id, now).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "media_not_uploaded"));
     let resp = put(url, &slot["upload_headers"], MEDIA_PNG.to_vec()).await.expect("S3 answers");
@@ -283,6 +307,9 @@ async fn inbound_mms_is_stored_hashed_linked_listed_and_pushed() {
     assert_eq!(r.in_reply_to, Some(outbound), "linked to our last message to that number");
     assert_eq!(r.provider_metadata["carrier"], "test-carrier");
     assert_eq!(r.keyword, None);
+    let ttl = raw_ttl(&env, &inbound::inbound_pk(&r.id), inbound::INBOUND_SK).await.expect("retention TTL");
+    let days = (ttl - chrono::Utc::now().timestamp()) / 86_400;
+    assert!((399..=400).contains(&days), "the tenant's default record_days: {days}");
 
     // Item 0: the sandbox PNG, hashed at ingest; the S3 object matches the served bytes.
     let m0 = &r.media[0];
@@ -385,6 +412,7 @@ async fn inbound_to_a_number_that_is_not_ours_stores_nothing() {
 async fn stop_opts_out_start_opts_back_in_and_exempt_categories_still_go() {
     let env = TestEnv::start_with("optout", &[ProviderKind::Sandbox], |mut c| {
         c.categories.opt_out_exempt = vec![ContentCategory::emergency_callback()];
+        c.legal_hold = true;
         c
     })
     .await;
@@ -397,6 +425,7 @@ async fn stop_opts_out_start_opts_back_in_and_exempt_categories_still_go() {
 
     let r = stored(receive(&env, &ms, inbound_msg("sbx_in_stop", "+12015550124", SENDER, "  Stop ", vec![])).await);
     assert_eq!((r.keyword, r.opt_out_action.as_deref()), (Some(inbound::Keyword::Stop), Some("opted_out")));
+    assert_eq!(raw_ttl(&env, &inbound::inbound_pk(&r.id), inbound::INBOUND_SK).await, None, "no TTL under a tenant legal hold");
     assert!(inbound::is_opted_out(&ms, &env.tenant, &number).await.unwrap());
     assert_eq!(inbound::opt_out_decision(&cfg, &general, true), OptOutDecision::Reject);
     assert_eq!(inbound::check_opt_out(&ms, &cfg, &general, &number).await.unwrap(), OptOutDecision::Reject);

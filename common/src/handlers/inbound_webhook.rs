@@ -254,7 +254,7 @@ pub async fn handle_inbound(
         provider_received_at: msg.received_at,
         provider_metadata: msg.provider_metadata,
     };
-    match inbound::put_inbound(ms, &record, now).await {
+    match inbound::put_inbound(ms, &record, media::retention_ttl(&cfg, now), now).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             // A concurrent delivery of the same provider message won the race.
@@ -380,24 +380,30 @@ fn store_err(e: StoreError) -> ApiError {
 }
 
 /// `GET /v1/inbound?limit=&cursor=`: the tenant's inbound messages, newest first.
-pub async fn list(_deps: &Deps, ms: &MediaStore, caller: &Caller, limit: u32, cursor: Option<&str>) -> Result<(u16, serde_json::Value), ApiError> {
+/// Whether the caller may read texts and media: everyone but auditors, and auditors
+/// where the tenant allows it (`auditors_see_bodies`), as for message bodies.
+async fn sees_content(deps: &Deps, caller: &Caller) -> Result<bool, ApiError> {
+    Ok(caller.role != Role::Auditor || deps.tenant(&caller.tenant).await.map_err(store_err)?.is_some_and(|t| t.auditors_see_bodies))
+}
+
+pub async fn list(deps: &Deps, ms: &MediaStore, caller: &Caller, limit: u32, cursor: Option<&str>) -> Result<(u16, serde_json::Value), ApiError> {
     let after = match cursor {
         None => None,
         Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API returned.").field("cursor"))?),
     };
     let (records, next) = inbound::list_inbound(ms, &caller.tenant, limit, after.as_deref()).await.map_err(store_err)?;
-    let with_body = caller.role != Role::Auditor;
+    let with_body = sees_content(deps, caller).await?;
     let items: Vec<_> = records.iter().map(|r| view(r, with_body, &[])).collect();
     Ok((200, json!({"items": items, "next_cursor": next.map(|n| encode_cursor(&n))})))
 }
 
 /// `GET /v1/inbound/{id}`: one inbound message with short-lived media URLs. Another
 /// tenant's id answers 404 exactly like a missing one.
-pub async fn get(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str) -> Result<(u16, serde_json::Value), ApiError> {
+pub async fn get(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str) -> Result<(u16, serde_json::Value), ApiError> {
     let Some(r) = inbound::get_inbound(ms, &caller.tenant, id).await.map_err(store_err)? else {
         return Err(ApiError::not_found("inbound message"));
     };
-    let with_body = caller.role != Role::Auditor;
+    let with_body = sees_content(deps, caller).await?;
     let mut urls = Vec::new();
     if with_body {
         for m in &r.media {

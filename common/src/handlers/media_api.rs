@@ -20,6 +20,7 @@ use super::Deps;
 use crate::auth::Caller;
 use crate::error::{ApiError, StoreError};
 use crate::media::{self, MediaCheckError, MediaRecord, MediaStatus, MediaStore};
+use crate::tenant::TenantConfig;
 use crate::time::{iso8601, Instant};
 use lambda_http::{Body, Request};
 use serde::Deserialize;
@@ -91,7 +92,7 @@ async fn post_media(deps: &Deps, ms: &MediaStore, req: &Request, caller: &Caller
     }
 }
 
-async fn check_caller(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
+async fn check_caller(deps: &Deps, caller: &Caller) -> Result<std::sync::Arc<TenantConfig>, ApiError> {
     if !caller.role.can_submit() {
         return Err(ApiError::forbidden("This endpoint needs a key with the sender, operator or admin role."));
     }
@@ -99,9 +100,9 @@ async fn check_caller(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
         ApiError::unprocessable("tenant_not_configured", "Your tenant has no configuration yet; an admin must set one first.")
     })?;
     if !cfg.delivery.mms_allowed {
-        return Err(ApiError::forbidden("MMS is disabled for your tenant (delivery.mms_allowed).").field("content_type"));
+        return Err(ApiError::new(403, "mms_not_allowed", "MMS is disabled for your tenant (delivery.mms_allowed)."));
     }
-    Ok(())
+    Ok(cfg)
 }
 
 fn parse_sha256(v: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -127,7 +128,7 @@ pub fn view(r: &MediaRecord) -> serde_json::Value {
 
 /// `POST /v1/media` (JSON): a pending record and a presigned PUT.
 pub async fn create(deps: &Deps, ms: &MediaStore, caller: &Caller, r: CreateMedia, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
-    check_caller(deps, caller).await?;
+    let cfg = check_caller(deps, caller).await?;
     let ct = media::check_declared(&r.content_type, r.size_bytes).map_err(|e| e.to_api())?;
     let sha = parse_sha256(r.sha256.as_deref())?;
     let bucket = ms.require_bucket().map_err(store_err)?.to_string();
@@ -136,7 +137,7 @@ pub async fn create(deps: &Deps, ms: &MediaStore, caller: &Caller, r: CreateMedi
         media::presigned_put(&ms.s3, &bucket, &rec.s3_key, &rec.content_type, rec.size, rec.declared_sha256.as_deref(), media::UPLOAD_URL_TTL)
             .await
             .map_err(store_err)?;
-    ms.put_media(&rec, media::media_ttl(MediaStatus::Pending, now)).await.map_err(store_err)?;
+    ms.put_media(&rec, media::media_ttl(MediaStatus::Pending, now, &cfg)).await.map_err(store_err)?;
     tracing::info!(media_id = %rec.id, tenant = %rec.tenant, content_type = %rec.content_type, size = rec.size, "media upload slot created");
     let expires_at = iso8601(now + chrono::Duration::from_std(media::UPLOAD_URL_TTL).unwrap_or_default());
     let headers: serde_json::Map<String, serde_json::Value> = headers.into_iter().map(|(k, v)| (k, json!(v))).collect();
@@ -166,7 +167,7 @@ pub async fn upload(
     sha256: Option<&str>,
     now: Instant,
 ) -> Result<(u16, serde_json::Value), ApiError> {
-    check_caller(deps, caller).await?;
+    let cfg = check_caller(deps, caller).await?;
     let declared_sha = parse_sha256(sha256)?;
     if bytes.len() > media::MAX_DIRECT_UPLOAD_BYTES {
         return Err(MediaCheckError::TooLarge { size: bytes.len() as u64, limit: media::MAX_DIRECT_UPLOAD_BYTES as u64 }
@@ -182,7 +183,7 @@ pub async fn upload(
     rec.sha256 = Some(v.sha256);
     rec.sniffed_type = Some(v.sniffed_type);
     rec.verified_at = Some(iso8601(now));
-    ms.put_media(&rec, media::media_ttl(MediaStatus::Verified, now)).await.map_err(store_err)?;
+    ms.put_media(&rec, media::media_ttl(MediaStatus::Verified, now, &cfg)).await.map_err(store_err)?;
     tracing::info!(media_id = %rec.id, tenant = %rec.tenant, content_type = %rec.content_type, size = rec.size, "media uploaded and verified");
     Ok((201, view(&rec)))
 }
@@ -197,7 +198,7 @@ pub async fn get(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str) -> Re
 
 /// `POST /v1/media/{id}/complete`: verifies the uploaded object. Idempotent: a
 /// verified record is returned as is; a rejected one answers its error again.
-pub async fn complete(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
+pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
     if !caller.role.can_submit() {
         return Err(ApiError::forbidden("This endpoint needs a key with the sender, operator or admin role."));
     }
@@ -214,6 +215,7 @@ pub async fn complete(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, 
         }
         MediaStatus::Pending | MediaStatus::Uploaded => {}
     }
+    let cfg = deps.tenant(&caller.tenant).await.map_err(store_err)?.ok_or_else(ApiError::internal)?;
     let Some((size, sse)) = ms.head_object(&rec.s3_key).await.map_err(store_err)? else {
         return Err(ApiError::conflict("media_not_uploaded", "Nothing was uploaded for this media yet; PUT the file to its upload_url first."));
     };
@@ -241,7 +243,7 @@ pub async fn complete(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, 
                 // The upload URL requires SSE and the bucket encrypts by default; an
                 // unencrypted object means something bypassed both.
                 tracing::error!(media_id = %rec.id, "uploaded media object is not encrypted at rest; refused");
-                reject(ms, &rec, "media_not_encrypted", "The stored object is not encrypted at rest; upload it again.", now).await?;
+                reject(ms, &rec, "media_not_encrypted", "The stored object is not encrypted at rest; upload it again.", now, &cfg).await?;
                 return Err(ApiError::unprocessable("media_not_encrypted", "The stored object is not encrypted at rest; upload it again."));
             }
             let mut next = rec.clone();
@@ -249,7 +251,7 @@ pub async fn complete(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, 
             next.sha256 = Some(v.sha256);
             next.sniffed_type = Some(v.sniffed_type);
             next.verified_at = Some(iso8601(now));
-            match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Verified, now)).await {
+            match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Verified, now, &cfg)).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => {
                     // Completed concurrently: answer with whatever won.
@@ -263,14 +265,14 @@ pub async fn complete(_deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, 
         }
         Err(e) => {
             tracing::info!(media_id = %rec.id, tenant = %rec.tenant, code = e.code(), "uploaded media refused");
-            reject(ms, &rec, e.code(), &format!("{e}"), now).await?;
+            reject(ms, &rec, e.code(), &format!("{e}"), now, &cfg).await?;
             Err(e.to_api())
         }
     }
 }
 
 /// Marks a record rejected and deletes its object, so refused content can never be sent.
-async fn reject(ms: &MediaStore, rec: &MediaRecord, code: &str, why: &str, now: Instant) -> Result<(), ApiError> {
+async fn reject(ms: &MediaStore, rec: &MediaRecord, code: &str, why: &str, now: Instant, cfg: &TenantConfig) -> Result<(), ApiError> {
     if let Err(e) = ms.delete_object(&rec.s3_key).await {
         tracing::warn!(media_id = %rec.id, error = %e, "could not delete refused media object");
     }
@@ -278,7 +280,7 @@ async fn reject(ms: &MediaStore, rec: &MediaRecord, code: &str, why: &str, now: 
     next.status = MediaStatus::Rejected;
     next.error_code = Some(code.to_string());
     next.error = Some(why.to_string());
-    match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Rejected, now)).await {
+    match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Rejected, now, cfg)).await {
         Ok(()) | Err(StoreError::Conflict) => Ok(()),
         Err(e) => Err(store_err(e)),
     }

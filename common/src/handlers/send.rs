@@ -93,7 +93,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
     let creds = match deps.secrets.credentials(kind, &tp.secret_id).await {
         Ok(c) => c,
         Err(e) if e.is_transient() => {
-            retry_or_fail(deps, &m, &cfg, SendError::Transient { code: Some("secrets_unavailable".into()), message: e.to_string(), retry_after_secs: None }).await?;
+            retry_or_fail(deps, &m, cfg.retry_for(&m.category), SendError::Transient { code: Some("secrets_unavailable".into()), message: e.to_string(), retry_after_secs: None }).await?;
             return Ok(());
         }
         Err(e) => {
@@ -159,7 +159,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
             if matches!(e, SendError::Credentials(_)) {
                 deps.secrets.invalidate(&tp.secret_id);
             }
-            retry_or_fail(deps, &m, &cfg, e).await?;
+            retry_or_fail(deps, &m, cfg.retry_for(&m.category), e).await?;
         }
     }
     Ok(())
@@ -167,7 +167,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
 
 /// Applies the retry policy to a failed attempt: retry on the same provider with
 /// backoff, fail over to the next provider, or give up.
-async fn retry_or_fail(deps: &Deps, m: &Message, cfg: &crate::tenant::TenantConfig, e: SendError) -> Result<(), ProcessingError> {
+async fn retry_or_fail(deps: &Deps, m: &Message, policy: &crate::tenant::RetryPolicy, e: SendError) -> Result<(), ProcessingError> {
     let now = deps.clock.now();
     let provider = m.provider.clone().unwrap_or_default();
     let code = e.code().map(str::to_string);
@@ -176,16 +176,16 @@ async fn retry_or_fail(deps: &Deps, m: &Message, cfg: &crate::tenant::TenantConf
         fail(deps, m, e.to_string(), code).await?;
         return Ok(());
     }
-    if m.attempts >= cfg.retry.max_attempts {
+    if m.attempts >= policy.max_attempts {
         fail(deps, m, format!("gave up after {} attempts: {e}", m.attempts), code).await?;
         return Ok(());
     }
-    let backoff = cfg.retry.backoff_secs(m.attempts, fastrand::f64());
+    let backoff = policy.backoff_secs(m.attempts, fastrand::f64());
     let backoff = match &e {
         SendError::Transient { retry_after_secs: Some(ra), .. } => backoff.max((*ra).min(900) as u32),
         _ => backoff,
     };
-    let failover = m.provider_attempts >= cfg.retry.attempts_per_provider;
+    let failover = m.provider_attempts >= policy.attempts_per_provider;
     let reason = if failover {
         format!("attempt {} on {provider} failed ({e}); failing over to the next provider in {backoff}s", m.attempts)
     } else {
