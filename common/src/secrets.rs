@@ -53,11 +53,10 @@ impl SecretCache {
 
     /// The raw secret string, from cache while fresh.
     pub async fn get_string(&self, secret_id: &str) -> Result<String, SecretError> {
-        if let Some((at, v)) = self.entries.lock().expect("cache lock").get(secret_id) {
-            if at.elapsed() < self.ttl {
+        if let Some((at, v)) = self.entries.lock().expect("cache lock").get(secret_id)
+            && at.elapsed() < self.ttl {
                 return Ok(v.clone());
             }
-        }
         self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
             let text = format!("{e:?}");

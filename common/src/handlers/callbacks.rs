@@ -163,11 +163,10 @@ async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
 /// Records a delivery attempt in the message's history.
 async fn record(deps: &Deps, job: &TenantCallbackJob, note: String) {
     let Some(id) = job.message_id else { return };
-    if let Ok(Some(m)) = deps.store.get_message(id).await {
-        if let Err(e) = deps.store.note(&m, EventSource::Retry, note, deps.clock.now()).await {
+    if let Ok(Some(m)) = deps.store.get_message(id).await
+        && let Err(e) = deps.store.note(&m, EventSource::Retry, note, deps.clock.now()).await {
             tracing::warn!(message_id = %id, error = %e, "could not record callback attempt");
         }
-    }
 }
 
 #[cfg(test)]

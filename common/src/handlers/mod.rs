@@ -35,8 +35,11 @@ pub struct Deps {
     pub secrets: SecretCache,
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
-    tenants: Arc<Mutex<HashMap<TenantId, (Instant, Arc<TenantConfig>)>>>,
+    tenants: Arc<Mutex<TenantCache>>,
 }
+
+/// Tenant id → (when loaded, config).
+type TenantCache = HashMap<TenantId, (Instant, Arc<TenantConfig>)>;
 
 /// Tenant configs are cached briefly: a change reaches every instance within this time.
 const TENANT_CACHE_TTL: Duration = Duration::from_secs(15);
@@ -62,11 +65,10 @@ impl Deps {
 
     /// The tenant's configuration (cached for [`TENANT_CACHE_TTL`]).
     pub async fn tenant(&self, t: &TenantId) -> Result<Option<Arc<TenantConfig>>, StoreError> {
-        if let Some((at, cfg)) = self.tenants.lock().expect("tenant cache").get(t) {
-            if at.elapsed() < TENANT_CACHE_TTL {
+        if let Some((at, cfg)) = self.tenants.lock().expect("tenant cache").get(t)
+            && at.elapsed() < TENANT_CACHE_TTL {
                 return Ok(Some(cfg.clone()));
             }
-        }
         let Some(cfg) = self.store.get_tenant_config(t).await? else { return Ok(None) };
         let cfg = Arc::new(cfg);
         self.tenants.lock().expect("tenant cache").insert(t.clone(), (Instant::now(), cfg.clone()));

@@ -114,8 +114,8 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
     };
     // Quiet hours: non-exempt messages wait (only before the first attempt; a retry
     // already under way is not held back). The sweep re-queues them when due.
-    if m.attempts == 0 {
-        if let Some(until) = cfg.quiet_hours_apply(&m.category).and_then(|q| q.defer_until(now)) {
+    if m.attempts == 0
+        && let Some(until) = cfg.quiet_hours_apply(&m.category).and_then(|q| q.defer_until(now)) {
             if crate::time::parse_iso8601(&m.expires_at).is_some_and(|e| e <= until) {
                 deps.apply(m.id, Change::to(DeliveryStatus::Expired, EventSource::Route).reason("validity period ends before quiet hours do")).await?;
                 return Ok(());
@@ -126,7 +126,6 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
                 .await?;
             return Ok(());
         }
-    }
     let creds = credential_verdicts(deps, &cfg).await?;
     let mut exclude = job.exclude.clone();
     for p in &m.failed_providers {

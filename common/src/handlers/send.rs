@@ -130,11 +130,10 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         Err(e) if e.is_transient() => Some(false),
         Err(_) => None,
     };
-    if let Some(ok) = outcome {
-        if let Err(e) = deps.store.record_outcome(&m.tenant, &provider_id, ok, now).await {
+    if let Some(ok) = outcome
+        && let Err(e) = deps.store.record_outcome(&m.tenant, &provider_id, ok, now).await {
             tracing::warn!(error = %e, "could not record provider outcome for the circuit breaker");
         }
-    }
     match result {
         Ok(accepted) => {
             let deadline = cfg

@@ -116,12 +116,11 @@ async fn handle_verified(
         return Ok(respond(401, e.code(), "Callback signature not valid."));
     }
     let replay = a.replay_key(wreq).map(|key| format!("{kind}#{tenant}#{account}#{}", hex::encode(Sha256::digest(key.as_bytes()))));
-    if let Some(key) = &replay {
-        if !deps.store.claim_once(key, now.timestamp() + REPLAY_WINDOW_SECS).await? {
+    if let Some(key) = &replay
+        && !deps.store.claim_once(key, now.timestamp() + REPLAY_WINDOW_SECS).await? {
             tracing::warn!(security = "callback_replayed", provider = %kind, tenant = %tenant, "replayed callback refused");
             return Ok(respond(401, "replayed", "This callback was already received."));
         }
-    }
     let parsed = match a.parse_callback(wreq) {
         Ok(p) => p,
         Err(e) => {
