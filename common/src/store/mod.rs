@@ -587,30 +587,16 @@ impl DynamoStore {
 
     /// Non-terminal messages whose due time (next attempt or check) is at or before `now`.
     pub async fn due(&self, now: Instant, limit_per_shard: i32) -> Result<Vec<Message>, StoreError> {
-        let mut out = Vec::new();
-        for shard in 0..DUE_SHARDS {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :p AND gsi1sk <= :t")
-                .expression_attribute_values(":p", s(keys::due_pk(shard)))
-                // '~' sorts after every ULID character, so all ids at `now` are included.
-                .expression_attribute_values(":t", s(format!("{}#~", iso8601(now))))
-                .limit(limit_per_shard)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in resp.items.unwrap_or_default() {
-                out.push(parse_doc::<Message>(&item)?);
-            }
-        }
-        Ok(out)
+        self.sharded_due(keys::due_pk, now, limit_per_shard).await
     }
 
     /// Finished messages whose body is due for redaction at or before `now`.
     pub async fn due_redactions(&self, now: Instant, limit_per_shard: i32) -> Result<Vec<Message>, StoreError> {
+        self.sharded_due(keys::redact_pk, now, limit_per_shard).await
+    }
+
+    /// Reads every shard of a time-ordered sparse `gsi1` partition up to `now`.
+    async fn sharded_due(&self, pk: fn(u64) -> String, now: Instant, limit_per_shard: i32) -> Result<Vec<Message>, StoreError> {
         let mut out = Vec::new();
         for shard in 0..DUE_SHARDS {
             let resp = self
@@ -619,7 +605,8 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .index_name("gsi1")
                 .key_condition_expression("gsi1pk = :p AND gsi1sk <= :t")
-                .expression_attribute_values(":p", s(keys::redact_pk(shard)))
+                .expression_attribute_values(":p", s(pk(shard)))
+                // '~' sorts after every ULID character, so all ids at `now` are included.
                 .expression_attribute_values(":t", s(format!("{}#~", iso8601(now))))
                 .limit(limit_per_shard)
                 .send()
