@@ -24,6 +24,8 @@ pub struct PlatformConfig {
     pub provider_timeout: Duration,
     /// Dead-letter queues the retry function surfaces: (name, URL).
     pub dead_letter_queues: Vec<(String, String)>,
+    /// Secrets Manager id of the platform secret keying recipient hashes in the audit trail.
+    pub audit_key_secret_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,7 @@ impl PlatformConfig {
             secrets_ttl: secs("SECRETS_TTL_SECS", 300)?,
             provider_timeout: secs("PROVIDER_TIMEOUT_SECS", 10)?,
             dead_letter_queues: dead_letter_queues(&get),
+            audit_key_secret_id: get("AUDIT_HASH_KEY_SECRET_ID").unwrap_or_default(),
         })
     }
 

@@ -179,9 +179,11 @@ pub fn classify_keyword(text: &str) -> Option<Keyword> {
     }
 }
 
-/// The reply to HELP. `TenantConfig` has no field for it yet (proposed:
-/// `inbound.help_text`); until then a default naming the tenant.
+/// The reply to HELP: the tenant's `help_text`, else a default naming the tenant.
 pub fn help_text(cfg: &TenantConfig) -> String {
+    if let Some(t) = cfg.help_text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        return t.to_string();
+    }
     let name = if cfg.display_name.trim().is_empty() { cfg.tenant.as_str() } else { cfg.display_name.trim() };
     format!(
         "{name}: official notifications. Reply STOP to opt out, START to opt back in. \
@@ -970,6 +972,8 @@ mod tests {
         let e = opted_out_error();
         assert_eq!((e.status, e.code.as_str()), (422, "recipient_opted_out"));
         assert!(help_text(&cfg).starts_with("Acme Council:"));
+        let own = TenantConfig { help_text: Some("Acme: reply STOP to opt out. Emergencies: call 911.".into()), ..cfg };
+        assert_eq!(help_text(&own), "Acme: reply STOP to opt out. Emergencies: call 911.");
     }
 
     #[test]

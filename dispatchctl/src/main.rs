@@ -77,6 +77,10 @@ the error code is the one the API answers with (e.g. invalid_number, too_short).
     #[command(subcommand)]
     Escalations(EscalationsCommand),
 
+    /// The tamper-evident audit trail: verify a tenant's hash chain, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+
     /// Dead-letter queues: list what is there, or move it back to the source queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -100,6 +104,24 @@ enum EscalationsCommand {
         /// Who acknowledges (recorded).
         #[arg(long)]
         by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole chain; exit 1 naming the first broken link.
+    Verify {
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: TenantId,
+    },
+    /// Write the trail (optionally one message's) as JSON lines; the export is audited.
+    Export {
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: TenantId,
+        #[arg(long, value_parser = parse_message_id)]
+        message: Option<MessageId>,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -294,6 +316,8 @@ fn main() -> ExitCode {
             remote::block_on(ops::escalations_ack(&tenant, message, &by))
         }
         Command::Providers => ops::providers(),
+        Command::Audit(AuditCommand::Verify { tenant }) => remote::block_on(ops::audit_verify(&tenant)),
+        Command::Audit(AuditCommand::Export { tenant, message, out }) => remote::block_on(ops::audit_export(&tenant, message, &out)),
         Command::Dlq(DlqCommand::List) => remote::block_on(ops::dlq_list()),
         Command::Dlq(DlqCommand::Redrive) => remote::block_on(ops::dlq_redrive()),
     };

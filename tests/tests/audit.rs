@@ -31,10 +31,17 @@ struct Env {
 async fn setup(name: &str) -> Env {
     require_emulator();
     let clients = Clients::from_env().await;
-    let prefix = unique_prefix(name);
-    let provisioned = provision(&clients, &template_path(), &prefix, &BTreeMap::new())
-        .await
-        .expect("template provisions on the emulator");
+    // moto occasionally answers 500 when many resources are created at once (several
+    // suites provisioning side by side): try again under a fresh prefix.
+    let mut tries = 0;
+    let provisioned = loop {
+        tries += 1;
+        match provision(&clients, &template_path(), &unique_prefix(name), &BTreeMap::new()).await {
+            Ok(p) => break p,
+            Err(e) if tries < 3 => eprintln!("provisioning failed, retrying: {e:#}"),
+            Err(e) => panic!("template provisions on the emulator: {e:?}"),
+        }
+    };
     let table = provisioned.env["TABLE_NAME"].clone();
     Env { log: AuditLog::new(clients.dynamodb.clone(), &table, KEY.to_vec()), db: clients.dynamodb, table }
 }

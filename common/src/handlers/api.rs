@@ -9,10 +9,13 @@
 //! - `POST /v1/admin/route/explain` — routing decision and gate verdicts, no send (admin)
 //! - `POST|DELETE /v1/messages/{id}/legal-hold` — set or lift a hold (admin, auditor);
 //!   `PUT /v1/admin/legal-hold {"on": bool}` — tenant-wide hold (admin)
+//! - `GET /v1/audit` (query), `GET /v1/audit/export` (JSON lines), `GET /v1/audit/verify`
+//!   — the tenant's tamper-evident audit trail (auditor, admin)
 //! - `GET  /v1/escalations`, `POST /v1/escalations/{message_id}/ack` — missed delivery
 //!   deadlines for operators to act on
 
 use super::Deps;
+use crate::audit::{AuditAction, AuditFilter, NewAuditEvent};
 use crate::auth::{authenticate, Caller, Role};
 use crate::domain::message::{EventSource, Message, MessageEvent, OperatorContext};
 use crate::domain::{encoding, ContentCategory, DeliveryStatus, IdempotencyKey, MessageId, MessageKind, SenderId, E164};
@@ -84,6 +87,7 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
                 StoreError::NotFound => ApiError::not_found("key"),
                 other => store_err(other),
             })?;
+            deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(AuditAction::KeyRevoked)).detail(rec.key_id.clone())).await;
             Ok((200, serde_json::to_value(rec).unwrap_or_default()))
         }
         ("POST", ["v1", "admin", "route", "explain"]) => explain(deps, req, &caller).await,
@@ -96,6 +100,8 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
                 StoreError::NotFound => ApiError::not_found("message"),
                 other => store_err(other),
             })?;
+            let action = if on { AuditAction::LegalHoldSet } else { AuditAction::LegalHoldLifted };
+            deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(action)).message_id(m.id).category(m.category.clone()).detail(reason)).await;
             Ok((200, json!({"id": m.id, "legal_hold": m.legal_hold, "legal_hold_reason": m.legal_hold_reason})))
         }
         ("PUT", ["v1", "admin", "legal-hold"]) => {
@@ -113,7 +119,31 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
             deps.store.put_tenant_config(&cfg, now).await.map_err(store_err)?;
             deps.forget_tenant(&caller.tenant);
             let n = super::retention::apply_tenant_hold(deps, &caller.tenant, h.on).await.map_err(store_err)?;
+            let action = if h.on { AuditAction::LegalHoldSet } else { AuditAction::LegalHoldLifted };
+            deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(action)).detail(format!("tenant-wide; {n} messages changed"))).await;
             Ok((200, json!({"legal_hold": h.on, "messages_changed": n})))
+        }
+        ("GET", ["v1", "audit"]) | ("GET", ["v1", "audit", "export"]) | ("GET", ["v1", "audit", "verify"]) => {
+            require(caller.role == Role::Auditor || caller.role.can_admin(), "auditor or admin")?;
+            let log = deps.audit_log().await.map_err(|_| ApiError::unavailable())?;
+            if segments.len() == 3 && segments[2] == "verify" {
+                return match log.verify(&caller.tenant).await {
+                    Ok(r) => Ok((200, json!({"valid": true, "events": r.events, "head_seq": r.head_seq}))),
+                    Err(e) => match e.chain_break() {
+                        Some(b) => Ok((200, json!({"valid": false, "first_broken_seq": b.seq, "reason": b.reason.to_string()}))),
+                        None => Err(ApiError::unavailable()),
+                    },
+                };
+            }
+            let filter = audit_filter(req, log)?;
+            let limit = query_param(req, "limit").and_then(|l| l.parse().ok()).unwrap_or(1000usize).min(10_000);
+            let events = log.query(&caller.tenant, &filter, limit).await.map_err(|_| ApiError::unavailable())?;
+            if segments.len() == 3 {
+                let lines: Vec<String> = events.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
+                deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(AuditAction::AuditExported)).detail(format!("{} events exported", lines.len()))).await;
+                return Ok((200, json!({"format": "jsonl", "count": lines.len(), "jsonl": lines.join("\n")})));
+            }
+            Ok((200, json!({"events": events})))
         }
         ("GET", ["v1", "escalations"]) => {
             require(caller.role.can_operate() || caller.role == Role::Auditor, "operator, auditor or admin")?;
@@ -129,9 +159,10 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
                 StoreError::Conflict => ApiError::conflict("already_acknowledged", "This escalation was already acknowledged."),
                 other => store_err(other),
             })?;
+            deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(AuditAction::EscalationAcknowledged)).message_id(id).category(crate::domain::ContentCategory::parse(e.category.as_str()).unwrap_or_else(|_| crate::domain::ContentCategory::general()))).await;
             Ok((200, serde_json::to_value(e).unwrap_or_default()))
         }
-        (_, ["v1", "messages"]) | (_, ["v1", "messages", ..]) | (_, ["v1", "admin", ..]) | (_, ["v1", "escalations", ..]) => {
+        (_, ["v1", "messages"]) | (_, ["v1", "messages", ..]) | (_, ["v1", "admin", ..]) | (_, ["v1", "escalations", ..]) | (_, ["v1", "audit", ..]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method} is not supported on {path}.")))
         }
         _ => Err(ApiError::new(404, "no_such_route", format!("There is no endpoint at {path}."))),
@@ -151,6 +182,40 @@ fn hold_reason(req: &Request) -> Result<String, ApiError> {
         return Err(ApiError::unprocessable("invalid_reason", "Give a reason (1-500 characters) for the legal hold change.").field("reason"));
     }
     Ok(reason)
+}
+
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.uri().query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+}
+
+/// Audit query filters from the query string: `message_id`, `from`, `to` (ISO 8601),
+/// `category`, `operator_id`, `to_number` (searched by its keyed hash).
+fn audit_filter(req: &Request, log: &crate::audit::AuditLog) -> Result<AuditFilter, ApiError> {
+    let time = |name: &str| -> Result<Option<Instant>, ApiError> {
+        match query_param(req, name) {
+            None => Ok(None),
+            Some(v) => crate::time::parse_iso8601(&v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request("invalid_time", format!("{name} must be an ISO 8601 time.")).field(name)),
+        }
+    };
+    let mut f = AuditFilter { from: time("from")?, to: time("to")?, operator_id: query_param(req, "operator_id"), ..Default::default() };
+    if let Some(id) = query_param(req, "message_id") {
+        f.message_id = Some(id.parse().map_err(|_| ApiError::bad_request("invalid_message_id", "message_id is not a message id.").field("message_id"))?);
+    }
+    if let Some(c) = query_param(req, "category") {
+        f.category = Some(ContentCategory::parse(c).map_err(|e| ApiError::bad_request("unknown_category", e.to_string()).field("category"))?);
+    }
+    if let Some(n) = query_param(req, "to_number") {
+        let e = E164::parse(&n, None).map_err(|e| ApiError::bad_request(e.code(), "to_number must be an E.164 number.").field("to_number"))?;
+        f.recipient_hash = Some(log.recipient_hash(e.as_str()));
+    }
+    Ok(f)
+}
+
+/// An audit event attributed to the calling key.
+fn who(caller: &Caller, ev: NewAuditEvent) -> NewAuditEvent {
+    ev.key_id(caller.key_id.clone())
 }
 
 fn require(ok: bool, role: &str) -> Result<(), ApiError> {
@@ -359,6 +424,21 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
     match outcome {
         CreateOutcome::Created => {
             tracing::info!(message_id = %m.id, tenant = %m.tenant, category = %m.category, to = %m.to.masked(), segments = m.segments, "accepted");
+            let mut ev = who(caller, NewAuditEvent::new(AuditAction::MessageSubmitted))
+                .message_id(m.id)
+                .category(m.category.clone())
+                .recipient(m.to.as_str())
+                .status(m.status.as_str());
+            if let Some(op) = &m.operator.operator_id {
+                ev = ev.operator_id(op.clone());
+            }
+            if let Some(f) = &m.from {
+                ev = ev.sender(f.to_string());
+            }
+            if let Some(r) = &m.operator.reason {
+                ev = ev.detail(format!("reason: {r}"));
+            }
+            deps.audit(&m.tenant, ev).await;
             let job = RouteJob { message_id: m.id, tenant: m.tenant.clone(), exclude: Vec::new() };
             if let Err(e) = deps.queues.send(&deps.cfg.route_queue_url, &job, 0).await {
                 // Stored but not queued: the retry sweep re-queues accepted messages after
@@ -445,6 +525,7 @@ async fn put_config(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -
         other => store_err(other),
     })?;
     deps.forget_tenant(&caller.tenant);
+    deps.audit(&caller.tenant, who(caller, NewAuditEvent::new(AuditAction::ConfigChanged)).detail(format!("configuration version {}", stored.version))).await;
     Ok((200, serde_json::to_value(stored).unwrap_or_default()))
 }
 
@@ -471,6 +552,11 @@ async fn create_key(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -
     };
     let k = crate::auth::new_key(&caller.tenant, role, expires, now);
     deps.store.put_api_key(&k.hash, &k.record).await.map_err(store_err)?;
+    deps.audit(
+        &caller.tenant,
+        who(caller, NewAuditEvent::new(AuditAction::KeyCreated)).detail(format!("{} ({}, role {})", k.record.key_id, k.record.prefix, role.as_str())),
+    )
+    .await;
     Ok((201, json!({"key": k.plaintext, "key_id": k.record.key_id, "prefix": k.record.prefix, "role": role.as_str(), "expires_at": k.record.expires_at, "note": "Store this key now; it is not shown again."})))
 }
 

@@ -36,6 +36,10 @@ pub struct Deps {
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
     tenants: Arc<Mutex<TenantCache>>,
+    dynamodb: aws_sdk_dynamodb::Client,
+    /// Built on first use: its key comes from Secrets Manager, and init must stay
+    /// free of network calls.
+    audit: Arc<tokio::sync::OnceCell<crate::audit::AuditLog>>,
 }
 
 /// Tenant id → (when loaded, config).
@@ -55,6 +59,8 @@ impl Deps {
             clock: Arc::new(SystemClock),
             cfg: Arc::new(cfg),
             tenants: Default::default(),
+            dynamodb: clients.dynamodb.clone(),
+            audit: Default::default(),
         }
     }
 
@@ -85,8 +91,53 @@ impl Deps {
         let out = self.store.transition(id, change, self.clock.now()).await?;
         if let crate::store::TransitionOutcome::Applied(m) = &out {
             callbacks::enqueue(self, m, callbacks::status_body(m, self.clock.now())).await;
+            let mut ev = crate::audit::NewAuditEvent::new(crate::audit::AuditAction::StatusChanged)
+                .message_id(m.id)
+                .category(m.category.clone())
+                .recipient(m.to.as_str())
+                .status(m.status.as_str());
+            if let Some(p) = &m.provider {
+                ev = ev.provider(p.clone());
+            }
+            if let Some(f) = &m.from {
+                ev = ev.sender(f.to_string());
+            }
+            if let Some(r) = &m.reason {
+                ev = ev.detail(r.clone());
+            }
+            self.audit(&m.tenant, ev).await;
         }
         Ok(out)
+    }
+
+    /// The audit log, built on first use with the platform's recipient-hash key.
+    pub async fn audit_log(&self) -> Result<&crate::audit::AuditLog, String> {
+        self.audit
+            .get_or_try_init(|| async {
+                if self.cfg.audit_key_secret_id.is_empty() {
+                    return Err("AUDIT_HASH_KEY_SECRET_ID is not configured".to_string());
+                }
+                let key = self.secrets.get_string(&self.cfg.audit_key_secret_id).await.map_err(|e| e.to_string())?;
+                if key.is_empty() {
+                    return Err("the audit key secret is empty".to_string());
+                }
+                Ok(crate::audit::AuditLog::new(self.dynamodb.clone(), self.cfg.table_name.clone(), key.into_bytes()))
+            })
+            .await
+    }
+
+    /// Appends an audit event. A failure is logged loudly but does not undo or block
+    /// the action: the message's own history (written in the same transaction as the
+    /// state) still holds the evidence, and a PSAP's send must not wait on the audit
+    /// chain's per-tenant head.
+    pub async fn audit(&self, tenant: &TenantId, event: crate::audit::NewAuditEvent) {
+        let result = match self.audit_log().await {
+            Ok(log) => log.append(tenant, event, self.clock.now()).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::error!(tenant = %tenant, error = %e, "audit append failed");
+        }
     }
 
     /// Forgets cached tenant configs (after an admin change in this instance).

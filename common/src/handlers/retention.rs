@@ -26,7 +26,11 @@ pub async fn redact_due(deps: &Deps) -> Result<usize, ProcessingError> {
             x.redact_at = None;
         };
         match deps.store.update_fields(&m, edit, "body redacted by the retention policy (SHA-256 kept)".into(), now).await {
-            Ok(()) => n += 1,
+            Ok(()) => {
+                n += 1;
+                let ev = crate::audit::NewAuditEvent::new(crate::audit::AuditAction::BodyRedacted).message_id(m.id).category(m.category.clone());
+                deps.audit(&m.tenant, ev).await;
+            }
             Err(StoreError::Conflict) => {} // changed meanwhile; the next sweep sees it again
             Err(e) => return Err(e.into()),
         }

@@ -8,6 +8,7 @@
 //! 400 authentic but unparseable, 503 our dependencies are down (providers retry).
 
 use super::Deps;
+use crate::audit::{AuditAction, NewAuditEvent};
 use crate::domain::message::EventSource;
 use crate::domain::{MessageId, ProviderMessageId, TenantId};
 use crate::error::StoreError;
@@ -113,6 +114,7 @@ async fn handle_verified(
     let a = adapter(kind);
     if let Err(e) = a.verify_callback(&creds, wreq, now.timestamp()) {
         tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = e.code(), detail = %e, "forged or malformed callback refused");
+        deps.audit(tenant, NewAuditEvent::new(AuditAction::CallbackRejected).provider(account.to_string()).detail(format!("{kind}: {e}"))).await;
         return Ok(respond(401, e.code(), "Callback signature not valid."));
     }
     let replay = a.replay_key(wreq).map(|key| format!("{kind}#{tenant}#{account}#{}", hex::encode(Sha256::digest(key.as_bytes()))));
@@ -128,6 +130,12 @@ async fn handle_verified(
             return Ok(respond(400, "malformed_callback", "The callback could not be parsed."));
         }
     };
+    let what = match &parsed {
+        Callback::Status(u) => format!("{kind}: {} status update(s)", u.len()),
+        Callback::Inbound(_) => format!("{kind}: inbound message"),
+        Callback::Ignored(why) => format!("{kind}: ignored ({why})"),
+    };
+    deps.audit(tenant, NewAuditEvent::new(AuditAction::CallbackReceived).provider(account.to_string()).detail(what)).await;
     let result = match parsed {
         Callback::Status(updates) => {
             // The id in our callback URL names one message. Trust it only where the
