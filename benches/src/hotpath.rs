@@ -133,7 +133,7 @@ fn decide(ctx: &Ctx, id: MessageId, category: &ContentCategory, to: &E164, kind:
     let check = |_: &TenantProvider| Ok(());
     let caps = |k: ProviderKind| adapter(k).capabilities();
     let env = RouteEnv { platform_enabled: &ctx.enabled, credentials_ok: &check, capabilities: &caps, unhealthy: &ctx.unhealthy, exclude: &[] };
-    let facts = RouteFacts { id, kind, category, to, from: None, media_count: 0 };
+    let facts = RouteFacts { id, kind, category, to, from: None, media_count: 0, media: &[] };
     route(&ctx.cfg, &facts, &env)
 }
 

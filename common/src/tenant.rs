@@ -453,6 +453,8 @@ pub struct RouteFacts<'a> {
     /// A sender the workflow asked for, if any.
     pub from: Option<&'a SenderId>,
     pub media_count: usize,
+    /// (content type, size) of each media item, for the providers' documented limits.
+    pub media: &'a [(String, u64)],
 }
 
 /// The fail-closed gates, in the order they are checked.
@@ -626,6 +628,10 @@ fn evaluate(cfg: &TenantConfig, pid: &str, pos: usize, f: &RouteFacts<'_>, env: 
             Some(format!("{} does not carry MMS", tp.kind))
         } else if f.kind == MessageKind::Mms && f.media_count as u32 > caps.max_media {
             Some(format!("{} takes at most {} media items", tp.kind, caps.max_media))
+        } else if let Err(why) =
+            crate::media::check_provider_limits(&caps, &f.media.iter().map(|(t, s)| (t.as_str(), *s)).collect::<Vec<_>>())
+        {
+            Some(format!("{}: {why}", tp.kind))
         } else if f.kind == MessageKind::Sms && !caps.sms {
             Some(format!("{} does not carry SMS", tp.kind))
         } else if matches!(s, Some(SenderId::Alphanumeric(_))) && !caps.alphanumeric_sender {

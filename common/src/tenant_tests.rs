@@ -115,6 +115,7 @@ impl Msg {
             to: &self.to,
             from: self.from.as_ref(),
             media_count: self.media,
+            media: &[],
         }
     }
 }

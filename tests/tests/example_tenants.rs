@@ -16,7 +16,7 @@ fn load(name: &str) -> TenantConfig {
 fn decide(cfg: &TenantConfig, to: &str, category: &str, enabled: &BTreeSet<ProviderKind>, id: MessageId) -> Option<String> {
     let to = E164::parse(to, Some(&cfg.default_region)).unwrap();
     let category = ContentCategory::parse(category).unwrap();
-    let facts = RouteFacts { id, kind: MessageKind::Sms, category: &category, to: &to, from: None, media_count: 0 };
+    let facts = RouteFacts { id, kind: MessageKind::Sms, category: &category, to: &to, from: None, media_count: 0, media: &[] };
     let ok = |_: &dispatch_common::tenant::TenantProvider| Ok(());
     let caps = |k| adapter(k).capabilities();
     let none = BTreeSet::new();

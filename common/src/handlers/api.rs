@@ -66,6 +66,12 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     // Authenticate before looking at the route, so unauthenticated callers learn nothing.
     let caller = authenticate(&deps.store, auth, now).await?;
+    if let Some(r) = super::media_api::dispatch(deps, &deps.media, req, &caller, now).await {
+        return r;
+    }
+    if let Some(r) = super::inbound_webhook::dispatch_api(deps, &deps.media, req, &caller).await {
+        return r;
+    }
     match (method.as_str(), segments.as_slice()) {
         ("POST", ["v1", "messages"]) => submit(deps, req, &caller, now).await,
         ("GET", ["v1", "messages", id]) => get_message(deps, &caller, id).await,
@@ -314,14 +320,17 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
         Some(f) => Some(SenderId::parse(f).map_err(|e| ApiError::unprocessable("invalid_sender", format!("{e}.")).field("from"))?),
     };
     let body = r.body.clone().unwrap_or_default();
-    if !r.media.is_empty() {
+    if r.media.len() > crate::media::MAX_MEDIA_PER_MESSAGE {
         return Err(ApiError::unprocessable(
-            "media_not_available",
-            "MMS media must first be uploaded with POST /v1/media; this deployment does not accept media yet.",
+            "too_many_media",
+            format!("A message may carry at most {} media items.", crate::media::MAX_MEDIA_PER_MESSAGE),
         )
         .field("media"));
     }
-    if body.trim().is_empty() {
+    if !r.media.is_empty() && !tenant.delivery.mms_allowed {
+        return Err(ApiError::new(403, "mms_not_allowed", "Your tenant's delivery rules do not allow MMS.").field("media"));
+    }
+    if body.trim().is_empty() && r.media.is_empty() {
         return Err(ApiError::unprocessable("empty_body", "The message body is empty.").field("body"));
     }
     let info = encoding::analyse(&body);
@@ -337,7 +346,8 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
         )
         .field("body"));
     }
-    Ok(ValidSubmit { to, from, body, category, kind: MessageKind::Sms, info })
+    let kind = if r.media.is_empty() { MessageKind::Sms } else { MessageKind::Mms };
+    Ok(ValidSubmit { to, from, body, category, kind, info })
 }
 
 async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
@@ -359,8 +369,15 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         ApiError::unprocessable("tenant_not_configured", "Your tenant has no configuration yet; an admin must set one first.")
     })?;
     let v = validate_submit(&r, &tenant)?;
+    deps.media.resolve_for_submit(&caller.tenant, &r.media).await?;
+    // Opt-out: refused unless the category is exempt, and an exemption is recorded.
+    let exempt = match crate::inbound::check_opt_out(&deps.media, &tenant, &v.category, &v.to).await.map_err(store_err)? {
+        crate::inbound::OptOutDecision::Allow => None,
+        crate::inbound::OptOutDecision::Exempt(reason) => Some(reason),
+        crate::inbound::OptOutDecision::Reject => return Err(crate::inbound::opted_out_error()),
+    };
     let request_hash = hex::encode(Sha256::digest(
-        json!({"to": v.to.as_str(), "from": v.from.as_ref().map(|f| f.as_str()), "body": v.body, "category": v.category.as_str(), "operator_id": r.operator_id, "reason": r.reason}).to_string(),
+        json!({"to": v.to.as_str(), "from": v.from.as_ref().map(|f| f.as_str()), "body": v.body, "category": v.category.as_str(), "operator_id": r.operator_id, "reason": r.reason, "media": r.media}).to_string(),
     ));
     let id = MessageId::new();
     let validity = tenant.validity_secs(&v.category);
@@ -374,7 +391,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         from: v.from,
         body_sha256: hex::encode(Sha256::digest(v.body.as_bytes())),
         body: Some(v.body),
-        media: Vec::new(),
+        media: r.media.clone(),
         encoding: v.info.encoding,
         segments: v.info.segments,
         status: DeliveryStatus::Accepted,
@@ -413,7 +430,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         provider: None,
         provider_status: None,
         error_code: None,
-        reason: None,
+        reason: exempt,
         attempt: Some(0),
     };
     let outcome = deps

@@ -37,6 +37,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     tenants: Arc<Mutex<TenantCache>>,
     dynamodb: aws_sdk_dynamodb::Client,
+    /// MMS media, inbound messages and opt-out lists (S3 + DynamoDB).
+    pub media: crate::media::MediaStore,
     /// Built on first use: its key comes from Secrets Manager, and init must stay
     /// free of network calls.
     audit: Arc<tokio::sync::OnceCell<crate::audit::AuditLog>>,
@@ -57,6 +59,7 @@ impl Deps {
             secrets: SecretCache::new(clients.secrets.clone(), cfg.secrets_ttl),
             http,
             clock: Arc::new(SystemClock),
+            media: crate::media::MediaStore::new(clients, &cfg),
             cfg: Arc::new(cfg),
             tenants: Default::default(),
             dynamodb: clients.dynamodb.clone(),

@@ -133,7 +133,9 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
             exclude.push(p.clone());
         }
     }
+    let media = deps.media.media_facts(&m.tenant, &m.media).await?;
     let facts = RouteFacts {
+        media: &media,
         id: m.id,
         kind: m.kind,
         category: &m.category,
@@ -241,6 +243,6 @@ pub async fn explain(
     };
     let creds = credential_verdicts(deps, cfg).await.map_err(|_| ApiError::unavailable())?;
     let unhealthy = unhealthy_accounts(deps, cfg).await.map_err(|_| ApiError::unavailable())?;
-    let facts = RouteFacts { id, kind, category: &category, to: &to, from: from.as_ref(), media_count: usize::from(kind == MessageKind::Mms) };
+    let facts = RouteFacts { id, kind, category: &category, to: &to, from: from.as_ref(), media_count: usize::from(kind == MessageKind::Mms), media: &[] };
     Ok(decide(deps, cfg, &creds, &unhealthy, &facts, &[]))
 }

@@ -110,7 +110,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         to: m.to.clone(),
         from,
         body: m.body.clone().unwrap_or_default(),
-        media_urls: m.media.clone(),
+        media_urls: deps.media.provider_urls(&m.tenant, &m.media).await?,
         status_callback_url: status_callback_url(&deps.cfg.webhook_base_url, kind, &m, &provider_id),
         validity_secs: validity,
     };
@@ -152,6 +152,10 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
                     n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(deadline)));
                 });
             deps.apply(m.id, change).await?;
+            // Replies from this number link to the newest message we sent it.
+            if let Err(e) = crate::inbound::remember_outbound(&deps.media, &m.tenant, &m.to, m.id, now).await {
+                tracing::warn!(message_id = %m.id, error = %e, "could not remember the last outbound message for reply linking");
+            }
             tracing::info!(message_id = %m.id, provider = %kind, attempt = m.attempts, "sent");
         }
         Err(e) => {

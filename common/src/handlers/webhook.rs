@@ -153,10 +153,11 @@ async fn handle_verified(
             }
             r
         }
-        Callback::Inbound(inbound) => {
-            tracing::info!(provider = %kind, tenant = %tenant, from = %crate::observability::mask_number(&inbound.from), "inbound message received (not stored in this version)");
-            Ok(())
-        }
+        Callback::Inbound(inbound) => match super::inbound_webhook::on_callback(deps, &deps.media, kind, tenant, account, inbound).await {
+            Ok(Some(refused)) => return Ok(refused),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
         Callback::Ignored(why) => {
             tracing::debug!(provider = %kind, reason = %why, "callback ignored");
             Ok(())
