@@ -81,6 +81,11 @@ the error code is the one the API answers with (e.g. invalid_number, too_short).
     #[command(subcommand)]
     Audit(AuditCommand),
 
+    /// Evidence bundles: export an inbound or outbound message with its media, hashes,
+    /// provider metadata and history; verify a bundle by re-hashing it.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+
     /// Dead-letter queues: list what is there, or move it back to the source queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -122,6 +127,25 @@ enum AuditCommand {
         message: Option<MessageId>,
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Write a bundle with a manifest of SHA-256 hashes to an empty directory.
+    Export {
+        /// A message id, or an inbound id (inb_...).
+        #[arg(long)]
+        message: String,
+        /// The tenant (needed for inbound ids; taken from the message otherwise).
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: Option<TenantId>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-hash every file against the manifest; exit 1 on any mismatch, missing or extra file.
+    Verify {
+        dir: PathBuf,
     },
 }
 
@@ -316,6 +340,8 @@ fn main() -> ExitCode {
             remote::block_on(ops::escalations_ack(&tenant, message, &by))
         }
         Command::Providers => ops::providers(),
+        Command::Evidence(EvidenceCommand::Export { message, tenant, out }) => remote::block_on(ops::evidence_export(&message, tenant, &out)),
+        Command::Evidence(EvidenceCommand::Verify { dir }) => ops::evidence_verify(&dir),
         Command::Audit(AuditCommand::Verify { tenant }) => remote::block_on(ops::audit_verify(&tenant)),
         Command::Audit(AuditCommand::Export { tenant, message, out }) => remote::block_on(ops::audit_export(&tenant, message, &out)),
         Command::Dlq(DlqCommand::List) => remote::block_on(ops::dlq_list()),
