@@ -456,6 +456,22 @@ async fn stop_opts_out_start_opts_back_in_and_exempt_categories_still_go() {
     let r = stored(receive(&env, &ms, inbound_msg("sbx_in_help", "+12015550124", SENDER, "help", vec![])).await);
     assert_eq!((r.keyword, r.opt_out_action), (Some(inbound::Keyword::Help), None));
     assert!(inbound::help_text(&cfg).contains("STOP"));
+    // ...and answered automatically from the number the citizen texted, once, even if
+    // the provider retries the webhook.
+    let again = receive(&env, &ms, inbound_msg("sbx_in_help", "+12015550124", SENDER, "help", vec![])).await;
+    assert!(!matches!(again, inbound_webhook::InboundOutcome::Stored(_)), "a retried HELP is a duplicate");
+    let help = inbound::help_text(&cfg);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let replies: Vec<_> = env.sandbox.received().into_iter().filter(|m| m["to"] == "+12015550124" && m["body"] == help.as_str()).collect();
+        if !replies.is_empty() {
+            assert_eq!(replies.len(), 1, "exactly one HELP reply");
+            assert_eq!(replies[0]["from"], SENDER);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no HELP reply reached the provider: {:?}", env.sandbox.received());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

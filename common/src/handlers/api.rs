@@ -379,11 +379,50 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
     let request_hash = hex::encode(Sha256::digest(
         json!({"to": v.to.as_str(), "from": v.from.as_ref().map(|f| f.as_str()), "body": v.body, "category": v.category.as_str(), "operator_id": r.operator_id, "reason": r.reason, "media": r.media}).to_string(),
     ));
+    let operator = OperatorContext { key_id: Some(caller.key_id.clone()), operator_id: r.operator_id, reason: r.reason };
+    let idem = idem.as_ref().map(|k| (k, request_hash.as_str()));
+    match accept(deps, &tenant, v, r.media, operator, exempt, idem, now).await? {
+        Accepted::Created(m) => Ok((202, accepted_body(&m))),
+        Accepted::Existing { message_id, request_hash: first_hash } => {
+            if first_hash != request_hash {
+                return Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request; use a new key for a new message.",
+                )
+                .field("Idempotency-Key"));
+            }
+            let existing = deps.store.get_message(message_id).await.map_err(store_err)?.ok_or_else(ApiError::internal)?;
+            Ok((200, accepted_body(&existing)))
+        }
+    }
+}
+
+/// What [`accept`] did.
+pub enum Accepted {
+    Created(Message),
+    /// The idempotency key was used before: the first message and its request hash.
+    Existing { message_id: MessageId, request_hash: String },
+}
+
+/// Stores a validated message as `accepted` (with its first history event and the
+/// idempotency key in one transaction), audits it and queues it for routing. Used by
+/// submit and by automatic replies (HELP).
+#[allow(clippy::too_many_arguments)]
+pub async fn accept(
+    deps: &Deps,
+    tenant: &TenantConfig,
+    v: ValidSubmit,
+    media: Vec<String>,
+    operator: OperatorContext,
+    first_reason: Option<String>,
+    idem: Option<(&IdempotencyKey, &str)>,
+    now: Instant,
+) -> Result<Accepted, ApiError> {
     let id = MessageId::new();
     let validity = tenant.validity_secs(&v.category);
     let m = Message {
         id,
-        tenant: caller.tenant.clone(),
+        tenant: tenant.tenant.clone(),
         kind: v.kind,
         category: v.category.clone(),
         to: v.to,
@@ -391,7 +430,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         from: v.from,
         body_sha256: hex::encode(Sha256::digest(v.body.as_bytes())),
         body: Some(v.body),
-        media: r.media.clone(),
+        media,
         encoding: v.info.encoding,
         segments: v.info.segments,
         status: DeliveryStatus::Accepted,
@@ -404,7 +443,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         priority: tenant.is_life_safety(&v.category),
         reason: None,
         error_code: None,
-        operator: OperatorContext { key_id: Some(caller.key_id.clone()), operator_id: r.operator_id, reason: r.reason },
+        operator,
         created_at: iso8601(now),
         updated_at: iso8601(now),
         sent_at: None,
@@ -412,10 +451,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         next_attempt_at: Some(iso8601(now + chrono::Duration::seconds(ACCEPTED_GRACE_SECS))),
         expires_at: iso8601(now + chrono::Duration::seconds(i64::from(validity))),
         escalated_at: None,
-        redact_at: tenant
-            .retention
-            .body_days(&v.category)
-            .map(|d| iso8601(now + chrono::Duration::days(i64::from(d)))),
+        redact_at: tenant.retention.body_days(&v.category).map(|d| iso8601(now + chrono::Duration::days(i64::from(d)))),
         redacted_at: None,
         retain_until: Some(iso8601(now + chrono::Duration::days(i64::from(tenant.retention.record_days)))),
         legal_hold: tenant.legal_hold,
@@ -430,22 +466,21 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
         provider: None,
         provider_status: None,
         error_code: None,
-        reason: exempt,
+        reason: first_reason,
         attempt: Some(0),
     };
-    let outcome = deps
-        .store
-        .create_message(&m, &first, idem.as_ref().map(|k| (k, request_hash.as_str())), now)
-        .await
-        .map_err(store_err)?;
-    match outcome {
+    match deps.store.create_message(&m, &first, idem, now).await.map_err(store_err)? {
+        CreateOutcome::Existing { message_id, request_hash } => Ok(Accepted::Existing { message_id, request_hash }),
         CreateOutcome::Created => {
             tracing::info!(message_id = %m.id, tenant = %m.tenant, category = %m.category, to = %m.to.masked(), segments = m.segments, "accepted");
-            let mut ev = who(caller, NewAuditEvent::new(AuditAction::MessageSubmitted))
+            let mut ev = NewAuditEvent::new(AuditAction::MessageSubmitted)
                 .message_id(m.id)
                 .category(m.category.clone())
                 .recipient(m.to.as_str())
                 .status(m.status.as_str());
+            if let Some(k) = &m.operator.key_id {
+                ev = ev.key_id(k.clone());
+            }
             if let Some(op) = &m.operator.operator_id {
                 ev = ev.operator_id(op.clone());
             }
@@ -462,18 +497,7 @@ async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Re
                 // ACCEPTED_GRACE_SECS, so the message is not lost.
                 tracing::warn!(message_id = %m.id, error = %e, "route enqueue failed; the sweep will re-queue");
             }
-            Ok((202, accepted_body(&m)))
-        }
-        CreateOutcome::Existing { message_id, request_hash: first_hash } => {
-            if first_hash != request_hash {
-                return Err(ApiError::conflict(
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was already used with a different request; use a new key for a new message.",
-                )
-                .field("Idempotency-Key"));
-            }
-            let existing = deps.store.get_message(message_id).await.map_err(store_err)?.ok_or_else(ApiError::internal)?;
-            Ok((200, accepted_body(&existing)))
+            Ok(Accepted::Created(m))
         }
     }
 }

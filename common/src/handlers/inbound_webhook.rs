@@ -279,7 +279,38 @@ pub async fn handle_inbound(
         "inbound message stored"
     );
     enqueue_callback(deps, &cfg, &record).await;
+    if record.keyword == Some(Keyword::Help) {
+        send_help_reply(deps, &cfg, &record).await;
+    }
     Ok(InboundOutcome::Stored(Box::new(record)))
+}
+
+/// Answers HELP with the tenant's configured text, from the number the citizen
+/// texted, through the normal pipeline (routing, gates, retries, history, audit).
+/// Carriers require HELP answers even to opted-out numbers, so no opt-out check; the
+/// idempotency key ties the reply to the inbound id, so a provider's retry of the
+/// inbound webhook never sends a second reply.
+async fn send_help_reply(deps: &Deps, cfg: &TenantConfig, record: &InboundRecord) {
+    use crate::domain::{encoding, ContentCategory, IdempotencyKey, MessageKind, SenderId, E164};
+    let (Ok(to), Ok(from)) = (E164::parse(&record.from, None), SenderId::parse(&record.to)) else {
+        tracing::warn!(inbound_id = %record.id, "HELP from a number we cannot reply to; no reply sent");
+        return;
+    };
+    let body = inbound::help_text(cfg);
+    let info = encoding::analyse(&body);
+    let v = super::api::ValidSubmit { to, from: Some(from), body, category: ContentCategory::general(), kind: MessageKind::Sms, info };
+    let Ok(key) = IdempotencyKey::parse(format!("help-reply-{}", record.id)) else { return };
+    let operator = crate::domain::message::OperatorContext {
+        key_id: None,
+        operator_id: Some("system:help-reply".into()),
+        reason: Some(format!("automatic reply to HELP ({})", record.id)),
+    };
+    let reason = Some("automatic HELP reply (sent even to opted-out numbers, as carriers require)".to_string());
+    match super::api::accept(deps, cfg, v, Vec::new(), operator, reason, Some((&key, "help-reply")), deps.clock.now()).await {
+        Ok(super::api::Accepted::Created(m)) => tracing::info!(inbound_id = %record.id, message_id = %m.id, "HELP answered"),
+        Ok(super::api::Accepted::Existing { .. }) => {}
+        Err(e) => tracing::warn!(inbound_id = %record.id, code = %e.code, "HELP reply could not be queued"),
+    }
 }
 
 async fn cleanup(ms: &MediaStore, keys: &[String]) {
@@ -320,8 +351,8 @@ pub fn inbound_body(r: &InboundRecord, cfg: &TenantConfig, now: crate::time::Ins
         }
     });
     if r.keyword == Some(Keyword::Help) {
-        // The automatic HELP reply is not sent yet (docs/mms-and-inbound.md); the tenant
-        // gets the configured text to send, or to act on.
+        // The reply is sent automatically (a message from `to` back to `from`); the
+        // text is included so the tenant's systems see what was answered.
         body["help_text"] = json!(inbound::help_text(cfg));
     }
     body.to_string()
