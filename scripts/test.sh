@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what is missing (emulator
-# venv with moto and cfn-lint, cargo-nextest if absent), starts the AWS emulator,
-# lints the SAM template, then runs every Rust test (unit, provider fakes over HTTP,
-# end to end on the emulator) and builds the benchmarks. Idempotent; stops the
-# emulator afterwards if it started it.
+# venv with moto and cfn-lint; cargo-nextest is used when present), starts the AWS
+# emulator, lints the SAM template, runs every Rust test (unit, provider fakes over
+# HTTP, end to end on the emulator), then a tiny benchmark run that checks the
+# benchmark code still builds and completes. Idempotent; stops the emulator afterwards
+# if it started it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,12 +27,33 @@ step "cfn-lint infra/template.yaml"
 bash scripts/lint-template.sh
 
 step "cargo tests (workspace)"
-# Tests run in parallel threads; each end-to-end test provisions its own prefixed
-# resources, so they never share state.
+# Tests run in parallel; each end-to-end test provisions its own prefixed resources
+# from the template, so they never share state.
+mkdir -p .local
+log=.local/test-output.log
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast --failure-output final
-    # nextest does not run doctests.
-    cargo test --workspace --doc
+    cargo nextest run --workspace --no-fail-fast --failure-output final 2>&1 | tee "$log" || status=$?
+    summary="$(grep -E 'Summary \[' "$log" | tail -1 || true)"
+    passed="$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$summary")"
+    failed="$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")"
+    skipped="$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$summary")"
 else
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+    passed="$(grep -E '^test result:' "$log" | sed -nE 's/.* ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')"
+    failed="$(grep -E '^test result:' "$log" | sed -nE 's/.* ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')"
+    skipped="$(grep -E '^test result:' "$log" | sed -nE 's/.* ([0-9]+) ignored.*/\1/p' | awk '{s+=$1} END {print s+0}')"
+fi
+
+step "benchmarks: tiny run (builds and completes; figures are not judged)"
+bench_status=0
+bash scripts/bench.sh --tiny || bench_status=$?
+if [[ $bench_status != 0 ]]; then
+    echo "benchmark tiny run failed (exit $bench_status)"
+fi
+
+echo
+echo "dispatch tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+if [[ $status != 0 || $bench_status != 0 ]]; then
+    exit 1
 fi
