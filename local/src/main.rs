@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
     opts.api_addr = SocketAddr::from(([127, 0, 0, 1], api_port));
     opts.webhook_addr = SocketAddr::from(([127, 0, 0, 1], webhook_port));
     opts.sweep_every = Duration::from_secs(10);
+    opts.teardown_on_drop = false;
     let pipeline = Pipeline::start(opts).await?;
 
     let tenant_json = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tenants/demo-psap.json"))

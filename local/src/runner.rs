@@ -31,6 +31,9 @@ pub struct PipelineOptions {
     pub sweep_every: Duration,
     /// Extra environment for the functions (e.g. `SECRETS_TTL_SECS`).
     pub extra_env: BTreeMap<String, String>,
+    /// Delete the prefixed resources when the pipeline is dropped (tests), so a long
+    /// test run does not pile up state in the emulator.
+    pub teardown_on_drop: bool,
 }
 
 impl PipelineOptions {
@@ -42,6 +45,7 @@ impl PipelineOptions {
             webhook_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             sweep_every: Duration::from_secs(3600),
             extra_env: BTreeMap::new(),
+            teardown_on_drop: true,
         }
     }
 }
@@ -55,6 +59,7 @@ pub struct Pipeline {
     pub webhook: Server,
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    teardown_on_drop: bool,
 }
 
 impl Drop for Pipeline {
@@ -63,13 +68,30 @@ impl Drop for Pipeline {
         for t in &self.tasks {
             t.abort();
         }
+        if self.teardown_on_drop {
+            // Drop cannot await: tear down on a thread with its own runtime and clients.
+            let prefix = self.provisioned.prefix.clone();
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async {
+                    let clients = Clients::from_env().await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        provision::teardown(&clients, &provision::template_path(), &prefix),
+                    )
+                    .await;
+                });
+            })
+            .join();
+        }
     }
 }
 
 /// Fails with a clear message when no emulator (or AWS) answers.
 pub async fn check_emulator(clients: &Clients) -> anyhow::Result<()> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "(AWS_ENDPOINT_URL not set)".into());
-    let probe = tokio::time::timeout(Duration::from_secs(5), clients.sqs.list_queues().send()).await;
+    // Generous: a busy emulator can take seconds to answer, which is not "down".
+    let probe = tokio::time::timeout(Duration::from_secs(30), clients.sqs.list_queues().queue_name_prefix("dispatch-probe").send()).await;
     match probe {
         Ok(Ok(_)) => Ok(()),
         _ => anyhow::bail!(
@@ -184,7 +206,7 @@ impl Pipeline {
                 }
             }
         }));
-        Ok(Self { provisioned, clients, deps, api, webhook, stop, tasks })
+        Ok(Self { provisioned, clients, deps, api, webhook, stop, tasks, teardown_on_drop: opts.teardown_on_drop })
     }
 
     pub fn api_url(&self) -> String {
