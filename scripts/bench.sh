@@ -16,6 +16,12 @@
 # not start or answer, init touches the network, or a message is not delivered.
 # Extra arguments per measurement: BENCH_HOTPATH_ARGS, BENCH_COLDSTART_ARGS,
 # BENCH_PIPELINE_ARGS (appended to the defaults below).
+#
+# Emulator: BENCH_EMULATOR=shared uses scripts/emulator.sh (moto on 127.0.0.1:4566,
+# started if needed, stopped afterwards only if started here); BENCH_EMULATOR=private
+# starts a moto of its own on a free port from the same venv and stops it afterwards,
+# so other people's test traffic and accumulated state on the shared one do not skew
+# the latency figures. Default: shared for --tiny, private for the full run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +31,7 @@ MODE=full
 case "${1:-}" in
     "") ;;
     --tiny) MODE=tiny ;;
-    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: scripts/bench.sh [--tiny]" >&2; exit 2 ;;
 esac
 
@@ -35,11 +41,13 @@ if [[ $MODE == tiny ]]; then
     HOTPATH_ARGS=(--secs 0.05 --runs 2)
     COLDSTART_ARGS=(--runs 2 --sdk-runs 1 --breakdown-runs 2)
     PIPELINE_ARGS=(--sequential 3 --messages 6 --concurrency 2 --quiet-ms 1000)
+    EMULATOR="${BENCH_EMULATOR:-shared}"
 else
     CARGO_PROFILE=(--release); BIN_DIR="$TARGET_DIR/release"
     HOTPATH_ARGS=(--secs 2 --runs 7)
     COLDSTART_ARGS=(--runs 21 --sdk-runs 5 --breakdown-runs 11)
-    PIPELINE_ARGS=(--sequential 50 --messages 1000 --concurrency 8)
+    PIPELINE_ARGS=(--sequential 50 --messages 1000 --concurrency 4 --timeout-secs 600)
+    EMULATOR="${BENCH_EMULATOR:-private}"
 fi
 # shellcheck disable=SC2206
 HOTPATH_ARGS+=(${BENCH_HOTPATH_ARGS:-}); COLDSTART_ARGS+=(${BENCH_COLDSTART_ARGS:-}); PIPELINE_ARGS+=(${BENCH_PIPELINE_ARGS:-})
@@ -57,16 +65,35 @@ cargo build "${CARGO_PROFILE[@]}" -p dispatch-benches
 step "hot path: validate_submit + route + build_send, single thread"
 "$BENCH" hotpath "${HOTPATH_ARGS[@]}" >"$OUT/hotpath.json"
 
-step "emulator"
+step "emulator ($EMULATOR)"
 bash scripts/emulator.sh install
 started_here=0
-if ! bash scripts/emulator.sh status >/dev/null 2>&1; then
-    bash scripts/emulator.sh start
-    started_here=1
-fi
-cleanup() { if [[ $started_here == 1 ]]; then bash scripts/emulator.sh stop || true; fi; }
+private_pid=""
+cleanup() {
+    if [[ -n $private_pid ]]; then kill "$private_pid" 2>/dev/null || true; wait "$private_pid" 2>/dev/null || true; fi
+    if [[ $started_here == 1 ]]; then bash scripts/emulator.sh stop || true; fi
+}
 trap cleanup EXIT
-eval "$(bash scripts/emulator.sh env)"
+if [[ $EMULATOR == private ]]; then
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    (cd "$OUT/logs" && exec "$ROOT/.venv/emulator/bin/moto_server" -H 127.0.0.1 -p "$port" >"$OUT/logs/moto-private.log" 2>&1) &
+    private_pid=$!
+    for _ in $(seq 1 240); do
+        curl -fsS --max-time 3 "http://127.0.0.1:$port/moto-api/data.json" >/dev/null 2>&1 && break
+        kill -0 "$private_pid" 2>/dev/null || { echo "private moto exited; see $OUT/logs/moto-private.log" >&2; exit 1; }
+        sleep 0.25
+    done
+    curl -fsS --max-time 3 "http://127.0.0.1:$port/moto-api/data.json" >/dev/null
+    echo "private moto (pid $private_pid) on http://127.0.0.1:$port"
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+else
+    if ! bash scripts/emulator.sh status >/dev/null 2>&1; then
+        bash scripts/emulator.sh start
+        started_here=1
+    fi
+    eval "$(bash scripts/emulator.sh env)"
+fi
 
 step "cold start: sizes, init vs hello-world, peak RSS, no network at init"
 "$BENCH" coldstart --bin-dir "$BIN_DIR" --log-dir "$OUT/logs" --emulator "$AWS_ENDPOINT_URL" "${COLDSTART_ARGS[@]}" >"$OUT/coldstart.json"

@@ -62,6 +62,7 @@ struct MsgRun {
     submit_end: f64,
     http_status: u16,
     terminal: Option<(String, f64)>,
+    client_retries: u32,
 }
 
 struct PhaseRun {
@@ -88,6 +89,7 @@ async fn run_phase(env: &TestEnv, proxy: &Arc<CountingProxy>, name: &str, n: usi
             (proxy.clone(), http.clone(), next.clone(), out.clone(), url.clone(), env.key.clone(), tag.clone());
         let category = opts.category.clone();
         let timeout = opts.timeout_secs * 1000.0;
+        let phase_start = start;
         workers.push(tokio::spawn(async move {
             loop {
                 let idx = next.fetch_add(1, Ordering::SeqCst);
@@ -96,24 +98,35 @@ async fn run_phase(env: &TestEnv, proxy: &Arc<CountingProxy>, name: &str, n: usi
                 }
                 let body = json!({"to": numbers::DELIVERED, "body": format!("Bench message {idx}: officers are on their way."), "category": category});
                 let submit_start = proxy.now();
-                let resp = http
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .header("Idempotency-Key", format!("bench-{tag}-{idx}"))
-                    .body(body.to_string())
-                    .send()
-                    .await;
-                let submit_end = proxy.now();
-                let (http_status, id) = match resp {
-                    Ok(r) => {
-                        let st = r.status().as_u16();
-                        let v: Value = r.json().await.unwrap_or(Value::Null);
-                        (st, v["id"].as_str().map(str::to_string))
+                // A well-behaved workflow: retry 5xx with the same Idempotency-Key.
+                let (mut http_status, mut id, mut retries) = (0u16, None, 0u32);
+                for attempt in 0..6u32 {
+                    if attempt > 0 {
+                        retries += 1;
+                        tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
                     }
-                    Err(_) => (0, None),
-                };
-                let mut m = MsgRun { idx, id: id.clone(), submit_start, submit_end, http_status, terminal: None };
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .header("Idempotency-Key", format!("bench-{tag}-{idx}"))
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    (http_status, id) = match resp {
+                        Ok(r) => {
+                            let st = r.status().as_u16();
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            (st, v["id"].as_str().map(str::to_string))
+                        }
+                        Err(_) => (0, None),
+                    };
+                    if http_status != 0 && http_status < 500 {
+                        break;
+                    }
+                }
+                let submit_end = proxy.now();
+                let mut m = MsgRun { idx, id: id.clone(), submit_start, submit_end, http_status, terminal: None, client_retries: retries };
                 if let Some(id) = id {
                     loop {
                         if let Some(t) = proxy.terminal(&id) {
@@ -126,7 +139,14 @@ async fn run_phase(env: &TestEnv, proxy: &Arc<CountingProxy>, name: &str, n: usi
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                 }
-                out.lock().expect("results").push(m);
+                let done = {
+                    let mut o = out.lock().expect("results");
+                    o.push(m);
+                    o.len()
+                };
+                if done % 50 == 0 || done == n {
+                    eprintln!("pipeline:   {done}/{n} finished ({:.0} s)", (proxy.now() - phase_start) / 1000.0);
+                }
             }
         }));
     }
@@ -193,7 +213,24 @@ fn is_queue(q: &str, what: &str) -> bool {
 }
 
 fn analyze(p: &PhaseRun, data: &ProxyData, sequential: bool, opts: &Options) -> Value {
-    let recs: Vec<&CallRecord> = data.records.iter().filter(|r| r.start >= p.start && r.start < p.end).collect();
+    let all: Vec<&CallRecord> = data.records.iter().filter(|r| r.start >= p.start && r.start < p.end).collect();
+    // 5xx answers are the emulator failing (moto's TransactWriteItems deep-copies the
+    // table and races with concurrent writers: "dictionary changed size during
+    // iteration"); the SDK retries them. They are reported, not counted per message.
+    let mut server_errors: BTreeMap<String, usize> = BTreeMap::new();
+    for r in all.iter().filter(|r| r.status >= 500) {
+        *server_errors.entry(format!("{}.{} [{}]", r.service, r.op, r.kind)).or_default() += 1;
+    }
+    let recs: Vec<&CallRecord> = all.iter().copied().filter(|r| r.status < 500).collect();
+    // Emulator slowdown over the phase (moto copies the whole table per transaction).
+    let txn: Vec<&&CallRecord> = recs.iter().filter(|r| r.op == "TransactWriteItems").collect();
+    let deciles: Vec<Value> = (0..10)
+        .map(|d| {
+            let (a, b) = (p.start + (p.end - p.start) * d as f64 / 10.0, p.start + (p.end - p.start) * (d + 1) as f64 / 10.0);
+            let lat: Vec<f64> = txn.iter().filter(|r| r.start >= a && r.start < b).map(|r| r.end - r.start).collect();
+            json!({"decile": d + 1, "calls": lat.len(), "p50_ms": r3(stats::median(&lat))})
+        })
+        .collect();
     let delivered: Vec<&MsgRun> = p.msgs.iter().filter(|m| m.terminal.as_ref().is_some_and(|t| t.0 == "delivered")).collect();
     let nd = delivered.len().max(1) as f64;
     let per = |x: f64| r3(x / nd);
@@ -388,7 +425,10 @@ fn analyze(p: &PhaseRun, data: &ProxyData, sequential: bool, opts: &Options) -> 
         "delivered": delivered.len(),
         "not_delivered": p.msgs.iter().filter(|m| !m.terminal.as_ref().is_some_and(|t| t.0 == "delivered")).map(|m| json!({"idx": m.idx, "http_status": m.http_status, "id": m.id, "terminal": m.terminal.as_ref().map(|t| t.0.clone())})).collect::<Vec<_>>(),
         "window_seconds": r3(secs),
-        "aws_calls_in_window": recs.len(),
+        "aws_calls_in_window": all.len(),
+        "emulator_5xx_answers (excluded from the counts below; the SDK retried them)": server_errors,
+        "client_submit_retries_after_5xx": p.msgs.iter().map(|m| m.client_retries).sum::<u32>(),
+        "transact_write_latency_by_time_decile (emulator slowdown as the table grows)": deciles,
         "per_delivered_message": {
             "dynamodb": {
                 "reads": per(reads),
