@@ -8,7 +8,6 @@ pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;
-pub mod domain;
 pub mod error;
 pub mod handlers;
 pub mod inbound;
@@ -21,4 +20,8 @@ pub mod secrets;
 pub mod signatures;
 pub mod store;
 pub mod tenant;
-pub mod time;
+
+// The pure domain lives in its own crate; these re-exports keep every
+// `dispatch_common::domain::…` and `dispatch_common::time::…` path valid.
+pub use dispatch_domain as domain;
+pub use dispatch_domain::time;

@@ -1,4 +1,5 @@
-//! Domain types that can only hold valid values (parse, don't validate).
+//! The pure domain: types that can only hold valid values (parse, don't validate).
+//! Nothing here performs I/O, so every rule in it is testable without a network.
 
 pub mod category;
 pub mod encoding;
@@ -6,6 +7,7 @@ pub mod ids;
 pub mod message;
 pub mod phone;
 pub mod status;
+pub mod time;
 
 pub use category::ContentCategory;
 pub use encoding::{Encoding, SegmentInfo};
