@@ -13,11 +13,9 @@ pub mod handlers;
 pub mod inbound;
 pub mod media;
 pub mod observability;
-pub mod providers;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;
-pub mod signatures;
 pub mod store;
 pub mod tenant;
 
@@ -25,3 +23,11 @@ pub mod tenant;
 // `dispatch_common::domain::…` and `dispatch_common::time::…` path valid.
 pub use dispatch_domain as domain;
 pub use dispatch_domain::time;
+
+// Provider wire formats and signature schemes live in the sans-IO crate
+// `dispatch-wire`; the HTTPS executor for provider requests stays here.
+pub mod providers {
+    pub use dispatch_wire::providers::*;
+    pub mod http;
+}
+pub use dispatch_wire::signatures;

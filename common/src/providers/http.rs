@@ -42,10 +42,4 @@ pub async fn execute(client: &reqwest::Client, req: &ProviderRequest) -> Result<
     Ok(ProviderResponse { status, headers, body: body.to_vec() })
 }
 
-/// `Retry-After` in seconds, if the provider sent one.
-pub fn retry_after_secs(resp: &ProviderResponse) -> Option<u64> {
-    resp.headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-}
+pub use dispatch_wire::providers::retry_after_secs;

@@ -210,7 +210,7 @@ impl ProviderAdapter for SandboxAdapter {
         let code = code.or_else(|| Some(format!("http_{status}")));
         let message = message.unwrap_or_else(|| format!("sandbox answered HTTP {status}"));
         if status == 408 || status == 429 || status >= 500 {
-            Err(SendError::Transient { code, message, retry_after_secs: http::retry_after_secs(resp) })
+            Err(SendError::Transient { code, message, retry_after_secs: retry_after_secs(resp) })
         } else {
             // 4xx: unauthorized, invalid_request, invalid_destination. Also 1xx/3xx,
             // which the sandbox never sends: retrying would not change them.
@@ -248,7 +248,7 @@ impl ProviderAdapter for SandboxAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageId, MessageKind, SenderId, E164};
+    use dispatch_domain::{MessageId, MessageKind, SenderId, E164};
     use crate::providers::credentials::{SandboxCredentials, Secret};
     use crate::signatures::sandbox::signature_header;
 

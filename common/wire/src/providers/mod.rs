@@ -1,11 +1,10 @@
 //! Provider adapters behind one trait. An adapter is pure: it *builds* the HTTP
 //! request for a send and *parses* what comes back (responses, status callbacks,
-//! inbound messages). [`http::execute`] performs the call, so adapters are testable
+//! inbound messages). the caller's HTTP executor performs the call, so adapters are testable
 //! without a network and the hot path can be benchmarked in-process.
 
 pub mod bandwidth;
 pub mod credentials;
-pub mod http;
 pub mod plivo;
 pub mod registry;
 pub mod sandbox;
@@ -14,7 +13,7 @@ pub mod telnyx;
 pub mod twilio;
 pub mod vonage;
 
-use crate::domain::{DeliveryStatus, MessageId, MessageKind, ProviderMessageId, SenderId, E164};
+use dispatch_domain::{DeliveryStatus, MessageId, MessageKind, ProviderMessageId, SenderId, E164};
 use crate::signatures::{VerifyError, WebhookRequest};
 pub use credentials::Credentials;
 use serde::{Deserialize, Serialize};
@@ -114,7 +113,7 @@ pub struct OutboundMessage {
     pub validity_secs: Option<u32>,
 }
 
-/// A fully built HTTP request (auth included), executed by [`http::execute`].
+/// A fully built HTTP request (auth included), executed by the caller's HTTP executor.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProviderRequest {
     pub method: &'static str,
@@ -258,4 +257,12 @@ pub trait ProviderAdapter: Send + Sync {
     fn replay_key(&self, _req: &WebhookRequest) -> Option<String> {
         None
     }
+}
+
+/// `Retry-After` in seconds, if the provider sent one.
+pub fn retry_after_secs(resp: &ProviderResponse) -> Option<u64> {
+    resp.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| v.trim().parse().ok())
 }

@@ -13,7 +13,7 @@
 //!   with `X-Twilio-Signature`; there is no timestamp or nonce, so no replay key.
 
 use super::*;
-use crate::domain::{MessageKind, SenderId};
+use dispatch_domain::{MessageKind, SenderId};
 use crate::signatures;
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -299,7 +299,7 @@ impl ProviderAdapter for TwilioAdapter {
             status == 408 || status == 429 || status >= 500 || code.as_deref().is_some_and(is_transient_code);
         let code = code.or_else(|| Some(format!("http_{status}")));
         if transient {
-            Err(SendError::Transient { code, message, retry_after_secs: http::retry_after_secs(resp) })
+            Err(SendError::Transient { code, message, retry_after_secs: retry_after_secs(resp) })
         } else {
             Err(SendError::Permanent { code, message })
         }
@@ -347,7 +347,7 @@ impl ProviderAdapter for TwilioAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{E164, MessageId};
+    use dispatch_domain::{E164, MessageId};
     use crate::providers::credentials::{Secret, TwilioCredentials};
 
     const SID: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

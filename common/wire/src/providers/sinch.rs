@@ -19,7 +19,7 @@
 //! One batch carries one message to one recipient here, so the batch id is the
 //! provider message id.
 
-use super::http::retry_after_secs;
+use super::retry_after_secs;
 use super::*;
 use crate::signatures::{self, DEFAULT_TOLERANCE};
 use serde_json::{Map, Value, json};

@@ -235,7 +235,7 @@ pub(crate) mod test_support {
     /// All vectors of `tests/vectors/vectors.json` (official + DERIVED).
     pub fn vectors() -> Vec<Value> {
         let doc: Value =
-            serde_json::from_str(include_str!("../../tests/vectors/vectors.json")).expect("vectors.json parses");
+            serde_json::from_str(include_str!("../../../tests/vectors/vectors.json")).expect("vectors.json parses");
         doc["vectors"].as_array().expect("vectors array").clone()
     }
 

@@ -14,7 +14,7 @@
 //! response's `valid_until` comes from the messaging profile), so `validity_secs` is
 //! not sent; expiry is reported back as delivery error 40005/40014.
 
-use super::http::retry_after_secs;
+use super::retry_after_secs;
 use super::*;
 use crate::signatures::{self, DEFAULT_TOLERANCE};
 use serde_json::{Map, Value, json};

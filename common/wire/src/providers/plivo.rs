@@ -12,7 +12,7 @@
 //!   signed with `X-Plivo-Signature-V3` over URL + params + nonce.
 
 use super::*;
-use crate::domain::{MessageKind, SenderId};
+use dispatch_domain::{MessageKind, SenderId};
 use crate::signatures;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -307,7 +307,7 @@ impl ProviderAdapter for PlivoAdapter {
         // Plivo's API errors carry no code of their own: the HTTP status is the code.
         let code = Some(format!("http_{status}"));
         if status == 408 || status == 429 || status >= 500 {
-            Err(SendError::Transient { code, message, retry_after_secs: http::retry_after_secs(resp) })
+            Err(SendError::Transient { code, message, retry_after_secs: retry_after_secs(resp) })
         } else {
             Err(SendError::Permanent { code, message })
         }
@@ -349,7 +349,7 @@ impl ProviderAdapter for PlivoAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{E164, MessageId};
+    use dispatch_domain::{E164, MessageId};
     use crate::providers::credentials::{PlivoCredentials, Secret};
     use crate::signatures::plivo::{NONCE_HEADER, SIGNATURE_HEADER, sign_v3};
 

@@ -12,8 +12,8 @@
 //!   `messages/tests`, vonage-java-sdk `MessageStatus.java`).
 
 use super::*;
-use crate::domain::MessageKind;
-use crate::domain::encoding::{self, Encoding};
+use dispatch_domain::MessageKind;
+use dispatch_domain::encoding::{self, Encoding};
 use crate::signatures::{self, DEFAULT_TOLERANCE};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -57,9 +57,9 @@ fn basic_auth(user: &str, password: &str) -> String {
 
 /// Vonage wants E.164 numbers as digits without `+`; short codes and alphanumeric ids
 /// go as they are.
-fn sender(from: &crate::domain::SenderId) -> &str {
+fn sender(from: &dispatch_domain::SenderId) -> &str {
     match from {
-        crate::domain::SenderId::LongCode(n) => n.digits(),
+        dispatch_domain::SenderId::LongCode(n) => n.digits(),
         other => other.as_str(),
     }
 }
@@ -112,7 +112,7 @@ fn http_error(provider: &str, resp: &ProviderResponse, transient_code: fn(&str) 
     let transient = status == 408 || status == 429 || status >= 500 || code.as_deref().is_some_and(transient_code);
     let code = code.or_else(|| Some(format!("http_{status}")));
     if transient {
-        SendError::Transient { code, message, retry_after_secs: http::retry_after_secs(resp) }
+        SendError::Transient { code, message, retry_after_secs: retry_after_secs(resp) }
     } else {
         SendError::Permanent { code, message }
     }
@@ -327,7 +327,7 @@ impl ProviderAdapter for VonageSmsAdapter {
                 .map(truncate)
                 .unwrap_or_else(|| format!("vonage refused the message (status {code})"));
             return Err(if sms_status_is_transient(&code) {
-                SendError::Transient { code: Some(code), message, retry_after_secs: http::retry_after_secs(resp) }
+                SendError::Transient { code: Some(code), message, retry_after_secs: retry_after_secs(resp) }
             } else {
                 SendError::Permanent { code: Some(code), message }
             });
@@ -617,7 +617,7 @@ impl ProviderAdapter for VonageMessagesAdapter {
                 if !matches!(msg.to.region().as_deref(), Some("US" | "CA")) {
                     return Err(SendError::Unsupported("Vonage MMS reaches US and Canadian numbers only".into()));
                 }
-                if matches!(msg.from, crate::domain::SenderId::Alphanumeric(_)) {
+                if matches!(msg.from, dispatch_domain::SenderId::Alphanumeric(_)) {
                     return Err(SendError::Unsupported("MMS cannot be sent from an alphanumeric sender".into()));
                 }
                 if msg.body.chars().count() > MMS_MAX_CAPTION {
@@ -707,7 +707,7 @@ impl ProviderAdapter for VonageMessagesAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{E164, MessageId, SenderId};
+    use dispatch_domain::{E164, MessageId, SenderId};
     use crate::providers::credentials::{
         Secret, VonageMessagesCredentials, VonageSignatureMethod, VonageSmsCredentials,
     };

@@ -16,7 +16,7 @@
 //!
 //! Our message id travels in `tag`, which Bandwidth echoes in every callback.
 
-use super::http::retry_after_secs;
+use super::retry_after_secs;
 use super::*;
 use crate::signatures;
 use base64::Engine as _;
