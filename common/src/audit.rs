@@ -510,16 +510,15 @@ impl AuditError {
     }
 }
 
-fn unavailable<E: fmt::Debug>(e: E) -> AuditError {
-    AuditError::Unavailable(format!("{e:?}").chars().take(300).collect())
+fn unavailable<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> AuditError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    AuditError::Unavailable(crate::sdk_error::describe(&e))
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
+use crate::store::attr::{n, s};
 
 pub fn audit_pk(tenant: &TenantId) -> String {
     format!("AUDIT#{tenant}")

@@ -15,6 +15,7 @@ pub mod media;
 pub mod observability;
 pub mod queue;
 pub mod runtime;
+pub mod sdk_error;
 pub mod secrets;
 pub mod store;
 pub mod tenant;

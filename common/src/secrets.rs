@@ -59,11 +59,10 @@ impl SecretCache {
             }
         self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
-            let text = format!("{e:?}");
-            if text.contains("ResourceNotFoundException") {
+            if crate::sdk_error::has_code(&e, "ResourceNotFoundException") {
                 SecretError::NotFound(secret_id.to_string())
             } else {
-                SecretError::Unavailable(text.chars().take(200).collect())
+                SecretError::Unavailable(crate::sdk_error::describe(&e))
             }
         })?;
         let value = out.secret_string.ok_or_else(|| SecretError::NotString(secret_id.to_string()))?;

@@ -270,7 +270,7 @@ pub async fn redrive(deps: &Deps) -> Result<usize, ProcessingError> {
                 .message_body(&dl.body)
                 .send()
                 .await
-                .map_err(|e| ProcessingError::Transient(format!("{e:?}")))?;
+                .map_err(|e| ProcessingError::Transient(crate::sdk_error::describe(&e)))?;
             let _ = deps.queues.client().delete_message().queue_url(&dl.queue_url).receipt_handle(&dl.receipt_handle).send().await;
             n += 1;
         }

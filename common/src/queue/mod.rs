@@ -74,28 +74,7 @@ impl SqsQueues {
         if delay_secs > 0 {
             req = req.delay_seconds(delay_secs.min(900) as i32);
         }
-        req.send().await.map_err(|e| QueueError(format!("{e:?}").chars().take(300).collect()))?;
+        req.send().await.map_err(|e| QueueError(crate::sdk_error::describe(&e)))?;
         Ok(())
     }
-
-    /// Changes how long a received record stays invisible: the backoff before SQS
-    /// hands it out again after we report it as a batch item failure.
-    pub async fn set_visibility(&self, queue_url: &str, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(secs.min(43_200) as i32)
-            .send()
-            .await
-            .map_err(|e| QueueError(format!("{e:?}").chars().take(300).collect()))?;
-        Ok(())
-    }
-}
-
-/// The queue URL an SQS record came from, from its event source ARN
-/// (`arn:aws:sqs:<region>:<account>:<name>`) and the SDK's endpoint. Only the
-/// send handler needs it, to set a record's visibility.
-pub fn queue_name_from_arn(arn: &str) -> Option<&str> {
-    arn.rsplit(':').next()
 }

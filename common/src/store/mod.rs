@@ -5,11 +5,13 @@
 //! transaction with the event item, so history and state never disagree and a
 //! duplicate or out-of-order event can never move a message backwards.
 
+pub mod attr;
 pub mod keys;
 
 use crate::domain::message::{EventSource, Message, MessageEvent};
 use crate::domain::{DeliveryStatus, IdempotencyKey, MessageId, ProviderMessageId, TenantId, TransitionVerdict};
 use crate::error::StoreError;
+use attr::{n, require_s, s, store_error, Item};
 use crate::tenant::TenantConfig;
 use crate::time::{iso8601, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -17,7 +19,6 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-type Item = HashMap<String, AttributeValue>;
 
 /// How many partitions the due-time index is spread over, so sweeps at high volume
 /// do not all read one hot partition.
@@ -130,30 +131,6 @@ pub struct ApiKeyRecord {
     pub revoked: bool,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn unavailable<E: std::fmt::Debug>(e: E) -> StoreError {
-    // The SDK error's Debug names the operation and service error without item data.
-    let text = format!("{e:?}");
-    if text.contains("ConditionalCheckFailed") || text.contains("TransactionCanceled") {
-        StoreError::Conflict
-    } else {
-        StoreError::Unavailable(text.chars().take(300).collect())
-    }
-}
-
-fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, StoreError> {
-    item.get(k)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| StoreError::Corrupt(format!("attribute {k} missing")))
-}
-
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -245,7 +222,7 @@ impl DynamoStore {
         }
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(CreateOutcome::Created),
-            Err(e) => match unavailable(e) {
+            Err(e) => match store_error(e) {
                 StoreError::Conflict => {
                     let Some((key, _)) = idem else { return Err(StoreError::Conflict) };
                     match self.get_idempotency(&m.tenant, key).await? {
@@ -268,10 +245,10 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         let Some(item) = out.item else { return Ok(None) };
-        let message_id = get_s(&item, "message_id")?.parse().map_err(|_| StoreError::Corrupt("idempotency message_id".into()))?;
-        Ok(Some(CreateOutcome::Existing { message_id, request_hash: get_s(&item, "request_hash")?.to_string() }))
+        let message_id = require_s(&item, "message_id")?.parse().map_err(|_| StoreError::Corrupt("idempotency message_id".into()))?;
+        Ok(Some(CreateOutcome::Existing { message_id, request_hash: require_s(&item, "request_hash")?.to_string() }))
     }
 
     pub async fn get_message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
@@ -284,7 +261,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         out.item.map(|i| parse_doc(&i)).transpose()
     }
 
@@ -304,7 +281,7 @@ impl DynamoStore {
                 .consistent_read(true)
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             for item in out.items.unwrap_or_default() {
                 match item.get("type").and_then(|v| v.as_s().ok()).map(String::as_str) {
                     Some("message") => message = Some(parse_doc::<Message>(&item)?),
@@ -349,7 +326,7 @@ impl DynamoStore {
                     .set_item(Some(item))
                     .send()
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(store_error)?;
                 return Ok(TransitionOutcome::Recorded { current, verdict });
             }
             let mut next = current.clone();
@@ -396,7 +373,7 @@ impl DynamoStore {
             }
             match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return Ok(TransitionOutcome::Applied(next)),
-                Err(e) => match unavailable(e) {
+                Err(e) => match store_error(e) {
                     // Someone else changed the message: re-read and decide again. The
                     // edit closure is only consumed on the first pass, so later passes
                     // re-apply status-only changes.
@@ -432,7 +409,7 @@ impl DynamoStore {
             .set_item(Some(Self::event_item(m, &event)?))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -477,7 +454,7 @@ impl DynamoStore {
             .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -500,7 +477,7 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) => match unavailable(e) {
+            Err(e) => match store_error(e) {
                 StoreError::Conflict => Ok(false),
                 other => Err(other),
             },
@@ -520,7 +497,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             for item in resp.items.unwrap_or_default() {
                 out.push(parse_doc(&item)?);
             }
@@ -544,13 +521,13 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         let Some(item) = out.item else { return Err(StoreError::NotFound) };
         let mut e: Escalation = parse_doc(&item)?;
         if e.acknowledged_at.is_some() {
             return Err(StoreError::Conflict);
         }
-        let old_doc = get_s(&item, "doc")?.to_string();
+        let old_doc = require_s(&item, "doc")?.to_string();
         e.acknowledged_at = Some(iso8601(now));
         e.acknowledged_by = Some(by.to_string());
         let doc = serde_json::to_string(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -565,7 +542,7 @@ impl DynamoStore {
             .expression_attribute_values(":old", s(old_doc))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(e)
     }
 
@@ -578,10 +555,10 @@ impl DynamoStore {
             .key("sk", s(keys::PROVIDER_LOOKUP_SK))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         let Some(item) = out.item else { return Ok(None) };
-        let id = get_s(&item, "message_id")?.parse().map_err(|_| StoreError::Corrupt("lookup message_id".into()))?;
-        let tenant = TenantId::parse(get_s(&item, "tenant")?).map_err(|_| StoreError::Corrupt("lookup tenant".into()))?;
+        let id = require_s(&item, "message_id")?.parse().map_err(|_| StoreError::Corrupt("lookup message_id".into()))?;
+        let tenant = TenantId::parse(require_s(&item, "tenant")?).map_err(|_| StoreError::Corrupt("lookup tenant".into()))?;
         Ok(Some((id, tenant)))
     }
 
@@ -611,7 +588,7 @@ impl DynamoStore {
                 .limit(limit_per_shard)
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             for item in resp.items.unwrap_or_default() {
                 out.push(parse_doc::<Message>(&item)?);
             }
@@ -636,14 +613,14 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             for item in resp.items.unwrap_or_default() {
                 let mut u = self.client.update_item().table_name(&self.table).set_key(Some(item.clone()));
                 u = match ttl {
                     Some(t) => u.update_expression("SET #t = :t").expression_attribute_values(":t", n(t)),
                     None => u.update_expression("REMOVE #t"),
                 };
-                u.expression_attribute_names("#t", "ttl").send().await.map_err(unavailable)?;
+                u.expression_attribute_names("#t", "ttl").send().await.map_err(store_error)?;
                 count += 1;
             }
             start = resp.last_evaluated_key;
@@ -670,7 +647,7 @@ impl DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         let msgs = resp.items.unwrap_or_default().iter().map(parse_doc).collect::<Result<Vec<Message>, _>>()?;
         Ok((msgs, resp.last_evaluated_key))
     }
@@ -693,7 +670,7 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) => match unavailable(e) {
+            Err(e) => match store_error(e) {
                 StoreError::Conflict => Ok(false),
                 other => Err(other),
             },
@@ -717,7 +694,7 @@ impl DynamoStore {
             .expression_attribute_values(":ty", s("provider_health"))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -733,7 +710,7 @@ impl DynamoStore {
             .expression_attribute_values(":from", s(from))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         let num = |i: &Item, k: &str| i.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         Ok(resp.items.unwrap_or_default().iter().fold((0, 0), |(o, f), i| (o + num(i, "ok"), f + num(i, "fail"))))
     }
@@ -747,7 +724,7 @@ impl DynamoStore {
             .key("sk", s(keys::REPLAY_SK))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -760,7 +737,7 @@ impl DynamoStore {
             .key("sk", s(keys::TENANT_CONFIG_SK))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         out.item.map(|i| parse_doc(&i)).transpose()
     }
 
@@ -797,7 +774,7 @@ impl DynamoStore {
             .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(next)
     }
 
@@ -819,7 +796,7 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -834,7 +811,7 @@ impl DynamoStore {
             .expression_attribute_values(":p", s(keys::tenant_keys_pk(tenant)))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         resp.items.unwrap_or_default().iter().map(parse_doc).collect()
     }
 
@@ -850,7 +827,7 @@ impl DynamoStore {
             .expression_attribute_values(":k", s(key_id))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         let Some(item) = resp.items.unwrap_or_default().into_iter().next() else { return Err(StoreError::NotFound) };
         let mut rec: ApiKeyRecord = parse_doc(&item)?;
         rec.revoked = true;
@@ -864,7 +841,7 @@ impl DynamoStore {
             .expression_attribute_values(":d", s(doc))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         Ok(rec)
     }
 
@@ -877,11 +854,11 @@ impl DynamoStore {
             .key("sk", s(keys::API_KEY_SK))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         out.item.map(|i| parse_doc(&i)).transpose()
     }
 }
 
 fn parse_doc<T: for<'de> Deserialize<'de>>(item: &Item) -> Result<T, StoreError> {
-    serde_json::from_str(get_s(item, "doc")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(require_s(item, "doc")?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
