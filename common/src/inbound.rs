@@ -13,10 +13,11 @@
 //! | opt-out | `OPTOUT#<t>#<e164>` | `OPTOUT` | `opted_out` (BOOL), last keyword wins by time |
 //! | last outbound | `LASTOUT#<t>#<e164>` | `LASTOUT` | newest message id sent to that number |
 
-use crate::domain::message::{EventSource, Message, MessageEvent};
+use crate::domain::message::{Message, MessageEvent};
 use crate::domain::{ContentCategory, MessageId, TenantId, E164};
 use crate::error::{ApiError, StoreError};
-use crate::media::{ddb_err, get_s, n, parse_doc, s, Item, MediaStore};
+use crate::media::MediaStore;
+use crate::store::attr::{get_s, n, parse_doc, s, store_error as ddb_err, Item};
 use crate::providers::ProviderKind;
 use crate::tenant::TenantConfig;
 use crate::time::{iso8601, Instant};
@@ -266,11 +267,6 @@ pub async fn get_opt_out(ms: &MediaStore, tenant: &TenantId, number: &E164) -> R
 pub async fn check_opt_out(ms: &MediaStore, cfg: &TenantConfig, category: &ContentCategory, to: &E164) -> Result<OptOutDecision, StoreError> {
     let opted_out = is_opted_out(ms, &cfg.tenant, to).await?;
     Ok(opt_out_decision(cfg, category, opted_out))
-}
-
-/// Records an exemption in the message's history (call after the message is created).
-pub async fn record_exemption(deps: &crate::handlers::Deps, m: &Message, reason: String) -> Result<(), StoreError> {
-    deps.store.note(m, EventSource::Submit, reason, deps.clock.now()).await
 }
 
 /// Sets the opt-out state unless a later keyword already did. Returns false when this
@@ -734,13 +730,13 @@ pub enum EvidenceError {
 /// - `SHA256SUMS` (`sha256sum -c` format) and `manifest.json` (file → sha256, size,
 ///   plus `generated_at`).
 pub async fn export_evidence(
-    deps: &crate::handlers::Deps,
+    store: &crate::store::DynamoStore,
     ms: &MediaStore,
     tenant: &TenantId,
     id: &str,
     out_dir: &Path,
+    now: Instant,
 ) -> Result<Manifest, EvidenceError> {
-    let now = deps.clock.now();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let (subject_kind, message_id) = if is_inbound_id(id) {
         let r = get_inbound(ms, tenant, id).await?.ok_or(EvidenceError::NotFound)?;
@@ -764,7 +760,7 @@ pub async fn export_evidence(
         return Err(EvidenceError::NotFound);
     };
     if let Some(mid) = message_id {
-        match deps.store.get_message_with_history(mid).await? {
+        match store.get_message_with_history(mid).await? {
             Some((m, history)) if &m.tenant == tenant => {
                 for (i, media_id) in m.media.iter().enumerate() {
                     if let Some(rec) = ms.get_media(tenant, media_id).await? {

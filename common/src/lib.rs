@@ -3,7 +3,6 @@
 //! provider adapters and their callback signature schemes, and the handlers
 //! themselves. Each Lambda `main.rs` only wires these together.
 
-pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod aws;

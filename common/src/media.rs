@@ -19,7 +19,6 @@ use crate::aws::Clients;
 use crate::config::PlatformConfig;
 use crate::domain::TenantId;
 use crate::error::{ApiError, StoreError};
-use crate::providers::Capabilities;
 use crate::tenant::TenantConfig;
 use crate::time::{iso8601, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -52,23 +51,10 @@ pub const PENDING_TTL_SECS: i64 = 24 * 3600;
 
 pub const MEDIA_SK: &str = "MEDIA";
 
-/// MIME types (RFC 2046 names, normalised by [`normalize_content_type`]) accepted for
-/// outbound MMS: every one of them can be recognised by its leading bytes, and at least
-/// one provider we support carries it.
-pub const ALLOWED_TYPES: &[&str] = &[
-    "image/jpeg",
-    "image/png",
-    "image/gif",
-    "image/webp",
-    "video/mp4",
-    "video/3gpp",
-    "video/quicktime",
-    "audio/mpeg",
-    "audio/amr",
-    "application/pdf",
-    "text/vcard",
-    "text/plain",
-];
+// The media-type rules (RFC 2046 names, magic bytes) are pure domain rules, and the
+// per-provider limits belong to the provider layer; both are re-exported here.
+pub use crate::domain::media_type::{is_allowed_type, normalize_content_type, sniff, type_matches, ALLOWED_TYPES};
+pub use crate::providers::check_provider_limits;
 
 pub fn media_pk(id: &str) -> String {
     format!("MEDIA#{id}")
@@ -87,129 +73,6 @@ pub fn new_media_id() -> String {
 /// True for strings shaped like our media ids (keeps junk out of keys and queries).
 pub fn is_media_id(s: &str) -> bool {
     s.strip_prefix("med_").is_some_and(|u| ulid::Ulid::from_string(u).is_ok())
-}
-
-// ---------------------------------------------------------------------------------
-// Content types and magic bytes
-// ---------------------------------------------------------------------------------
-
-/// Lower-cases a MIME type, drops parameters (`; charset=...`) and maps common
-/// aliases to their registered names (`image/jpg` → `image/jpeg`, `audio/mp3` →
-/// `audio/mpeg`, `text/x-vcard` → `text/vcard`, `video/3gp` → `video/3gpp`).
-pub fn normalize_content_type(ct: &str) -> String {
-    let base = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match base.as_str() {
-        "image/jpg" | "image/pjpeg" => "image/jpeg".into(),
-        "audio/mp3" | "audio/mpeg3" | "audio/x-mpeg" => "audio/mpeg".into(),
-        "text/x-vcard" | "text/directory" => "text/vcard".into(),
-        "video/3gp" => "video/3gpp".into(),
-        "audio/x-amr" => "audio/amr".into(),
-        _ => base,
-    }
-}
-
-pub fn is_allowed_type(normalized: &str) -> bool {
-    ALLOWED_TYPES.contains(&normalized)
-}
-
-/// Recognises a file by its leading bytes. Returns the MIME type, or `None` when the
-/// bytes match nothing we know. Also names a few common types we refuse (zip, HTML,
-/// executables), so a mismatch message can say what the file really is.
-pub fn sniff(b: &[u8]) -> Option<&'static str> {
-    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
-        return Some("image/png");
-    }
-    if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return Some("image/jpeg");
-    }
-    if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
-        return Some("image/gif");
-    }
-    if b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WEBP" {
-        return Some("image/webp");
-    }
-    if b.starts_with(b"%PDF-") {
-        return Some("application/pdf");
-    }
-    if b.starts_with(b"#!AMR-WB\n") {
-        return Some("audio/amr-wb");
-    }
-    if b.starts_with(b"#!AMR\n") {
-        return Some("audio/amr");
-    }
-    // ISO base media (MP4, 3GPP, QuickTime): a box size, then `ftyp` and a major brand.
-    if b.len() >= 12 && &b[4..8] == b"ftyp" {
-        let brand = &b[8..12];
-        return Some(if brand == b"qt  " {
-            "video/quicktime"
-        } else if brand.starts_with(b"3gp") || brand.starts_with(b"3g2") {
-            "video/3gpp"
-        } else if brand == b"M4A " || brand == b"M4B " {
-            "audio/mp4"
-        } else {
-            "video/mp4"
-        });
-    }
-    if b.starts_with(b"ID3") {
-        return Some("audio/mpeg");
-    }
-    // MPEG audio frame sync: 11 set bits, a version that is not "reserved" (01) and a
-    // layer that is not "reserved" (00; AAC ADTS uses 00 and is not MP3).
-    if b.len() >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0 && (b[1] >> 3) & 0x03 != 0x01 && (b[1] >> 1) & 0x03 != 0x00 {
-        return Some("audio/mpeg");
-    }
-    if b.starts_with(b"PK\x03\x04") {
-        return Some("application/zip");
-    }
-    if b.starts_with(b"MZ") || b.starts_with(b"\x7fELF") {
-        return Some("application/x-executable");
-    }
-    let text = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
-    let head = trim_ascii_start(text);
-    if starts_with_ci(head, b"BEGIN:VCARD") {
-        return Some("text/vcard");
-    }
-    if starts_with_ci(head, b"<!DOCTYPE HTML") || starts_with_ci(head, b"<HTML") || starts_with_ci(head, b"<SCRIPT") {
-        return Some("text/html");
-    }
-    if starts_with_ci(head, b"<?XML") || starts_with_ci(head, b"<SVG") {
-        return Some("image/svg+xml");
-    }
-    if !text.is_empty() && is_plain_text(text) {
-        return Some("text/plain");
-    }
-    None
-}
-
-fn trim_ascii_start(b: &[u8]) -> &[u8] {
-    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
-    &b[n..]
-}
-
-fn starts_with_ci(b: &[u8], prefix: &[u8]) -> bool {
-    b.len() >= prefix.len() && b[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
-/// UTF-8 without control characters other than tab, line feed, form feed and carriage
-/// return. A multi-byte character cut at the end of a sniffing window is tolerated.
-fn is_plain_text(b: &[u8]) -> bool {
-    let valid = match std::str::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) if e.error_len().is_none() => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default(),
-        Err(_) => return false,
-    };
-    valid.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
-}
-
-/// Whether bytes recognised as `sniffed` may be sent as `declared` (both normalised).
-pub fn type_matches(declared: &str, sniffed: Option<&str>) -> bool {
-    match (declared, sniffed) {
-        (_, None) => false,
-        (d, Some(s)) if d == s => true,
-        // A vCard is plain text too.
-        ("text/plain", Some("text/vcard")) => true,
-        _ => false,
-    }
 }
 
 /// Why media was refused. Each variant has a stable API code.
@@ -306,32 +169,6 @@ pub fn check_bytes(declared_type: &str, bytes: &[u8], declared_sha256: Option<&s
     Ok(Verified { content_type: ct, sniffed_type: sniffed.unwrap_or_default().to_string(), size: bytes.len() as u64, sha256 })
 }
 
-/// Checks media against a provider's documented limits: item count, total size and
-/// accepted types. `items` are `(content type, size in bytes)`. The error names the
-/// first limit exceeded, for the routing capability gate's verdict.
-pub fn check_provider_limits(caps: &Capabilities, items: &[(&str, u64)]) -> Result<(), String> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    if !caps.mms || caps.max_media == 0 {
-        return Err("no MMS support".into());
-    }
-    if items.len() > caps.max_media as usize {
-        return Err(format!("{} media items, at most {}", items.len(), caps.max_media));
-    }
-    let total: u64 = items.iter().map(|(_, s)| *s).sum();
-    if total > caps.max_media_bytes {
-        return Err(format!("{total} bytes of media, at most {}", caps.max_media_bytes));
-    }
-    for (ct, _) in items {
-        let ct = normalize_content_type(ct);
-        if !caps.media_types.iter().any(|t| normalize_content_type(t) == ct) {
-            return Err(format!("media type {ct} not accepted (accepts {})", caps.media_types.join(", ")));
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------
 // Records
 // ---------------------------------------------------------------------------------
@@ -403,7 +240,10 @@ pub struct MediaStore {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
     pub bucket: String,
-    pub(crate) fetch: crate::inbound::Fetcher,
+    /// Built on first inbound media download: only the webhook function downloads,
+    /// and building its two HTTPS clients (TLS roots included) would slow every
+    /// other function's init.
+    fetcher: std::sync::Arc<std::sync::OnceLock<crate::inbound::Fetcher>>,
 }
 
 impl MediaStore {
@@ -412,7 +252,12 @@ impl MediaStore {
     }
 
     pub fn from_parts(s3: aws_sdk_s3::Client, dynamodb: aws_sdk_dynamodb::Client, table: String, bucket: String) -> Self {
-        Self { s3, dynamodb, table, bucket, fetch: crate::inbound::Fetcher::new() }
+        Self { s3, dynamodb, table, bucket, fetcher: Default::default() }
+    }
+
+    /// The SSRF-safe downloader for inbound media, built on first use.
+    pub(crate) fn fetcher(&self) -> &crate::inbound::Fetcher {
+        self.fetcher.get_or_init(crate::inbound::Fetcher::new)
     }
 
     pub(crate) fn require_bucket(&self) -> Result<&str, StoreError> {
@@ -705,34 +550,7 @@ pub fn pending_record(tenant: &TenantId, content_type: String, size: u64, declar
 // DynamoDB / S3 plumbing shared with crate::inbound
 // ---------------------------------------------------------------------------------
 
-pub(crate) type Item = HashMap<String, AttributeValue>;
-
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-pub(crate) fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-pub(crate) fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
-    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-pub(crate) fn parse_doc<T: for<'de> Deserialize<'de>>(item: &Item) -> Result<T, StoreError> {
-    let doc = get_s(item, "doc").ok_or_else(|| StoreError::Corrupt("attribute doc missing".into()))?;
-    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// Same classification as the message store: a failed condition is a `Conflict`,
-/// anything else is "unavailable" (the SDK error's Debug names no item data).
-pub(crate) fn ddb_err<E: std::fmt::Debug>(e: E) -> StoreError {
-    let text = format!("{e:?}");
-    if text.contains("ConditionalCheckFailed") || text.contains("TransactionCanceled") {
-        StoreError::Conflict
-    } else {
-        StoreError::Unavailable(text.chars().take(300).collect())
-    }
-}
+pub(crate) use crate::store::attr::{n, parse_doc, s, store_error as ddb_err};
 
 pub(crate) fn s3_err<E: std::fmt::Debug>(e: E) -> StoreError {
     StoreError::Unavailable(format!("s3: {e:?}").chars().take(300).collect())
@@ -741,6 +559,7 @@ pub(crate) fn s3_err<E: std::fmt::Debug>(e: E) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::Capabilities;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F'];

@@ -629,7 +629,7 @@ fn evaluate(cfg: &TenantConfig, pid: &str, pos: usize, f: &RouteFacts<'_>, env: 
         } else if f.kind == MessageKind::Mms && f.media_count as u32 > caps.max_media {
             Some(format!("{} takes at most {} media items", tp.kind, caps.max_media))
         } else if let Err(why) =
-            crate::media::check_provider_limits(&caps, &f.media.iter().map(|(t, s)| (t.as_str(), *s)).collect::<Vec<_>>())
+            crate::providers::check_provider_limits(&caps, &f.media.iter().map(|(t, s)| (t.as_str(), *s)).collect::<Vec<_>>())
         {
             Some(format!("{}: {why}", tp.kind))
         } else if f.kind == MessageKind::Sms && !caps.sms {

@@ -129,7 +129,7 @@ pub async fn evidence_export(id: &str, tenant: Option<TenantId>, out: &std::path
         }
     };
     let manifest = remote
-        .timed("exporting evidence", dispatch_common::inbound::export_evidence(&remote.deps, &remote.deps.media, &tenant, id, out))
+        .timed("exporting evidence", dispatch_common::inbound::export_evidence(&remote.deps.store, &remote.deps.media, &tenant, id, out, remote.deps.clock.now()))
         .await?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());

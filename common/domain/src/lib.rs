@@ -4,6 +4,7 @@
 pub mod category;
 pub mod encoding;
 pub mod ids;
+pub mod media_type;
 pub mod message;
 pub mod phone;
 pub mod status;

@@ -69,7 +69,7 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
     if let Some(r) = super::media_api::dispatch(deps, &deps.media, req, &caller, now).await {
         return r;
     }
-    if let Some(r) = super::inbound_webhook::dispatch_api(deps, &deps.media, req, &caller).await {
+    if let Some(r) = super::inbound_api::dispatch_api(deps, &deps.media, req, &caller).await {
         return r;
     }
     match (method.as_str(), segments.as_slice()) {

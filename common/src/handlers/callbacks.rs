@@ -129,7 +129,7 @@ async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
     let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
     let header = signature_header(&key_refs, now.timestamp(), job.body.as_bytes());
     let result = deps
-        .http
+        .http()
         .post(&cb.url)
         .timeout(TIMEOUT)
         .header("content-type", "application/json")

@@ -9,6 +9,7 @@ pub mod webhook;
 pub mod retention;
 pub mod retry;
 pub mod media_api;
+pub mod inbound_api;
 pub mod inbound_webhook;
 
 use crate::aws::Clients;
@@ -33,7 +34,10 @@ pub struct Deps {
     pub store: DynamoStore,
     pub queues: SqsQueues,
     pub secrets: SecretCache,
-    pub http: reqwest::Client,
+    /// The provider HTTPS client, built on first send: only send functions call
+    /// providers, and building it (TLS roots, connection pool) costs every other
+    /// function's init for nothing.
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
     pub clock: Arc<dyn Clock>,
     tenants: Arc<Mutex<TenantCache>>,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -52,12 +56,11 @@ const TENANT_CACHE_TTL: Duration = Duration::from_secs(15);
 
 impl Deps {
     pub fn new(cfg: PlatformConfig, clients: &Clients) -> Self {
-        let http = crate::providers::http::client(cfg.provider_timeout);
         Self {
             store: DynamoStore::new(clients.dynamodb.clone(), cfg.table_name.clone()),
             queues: SqsQueues::new(clients.sqs.clone()),
             secrets: SecretCache::new(clients.secrets.clone(), cfg.secrets_ttl),
-            http,
+            http: Default::default(),
             clock: Arc::new(SystemClock),
             media: crate::media::MediaStore::new(clients, &cfg),
             cfg: Arc::new(cfg),
@@ -65,6 +68,11 @@ impl Deps {
             dynamodb: clients.dynamodb.clone(),
             audit: Default::default(),
         }
+    }
+
+    /// The provider HTTPS client (built on first use).
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| crate::providers::http::client(self.cfg.provider_timeout))
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

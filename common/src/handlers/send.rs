@@ -116,7 +116,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
     };
     let a = adapter(kind);
     let result = match a.build_send(&creds, &out) {
-        Ok(req) => match http::execute(&deps.http, &req).await {
+        Ok(req) => match http::execute(deps.http(), &req).await {
             Ok(resp) => a.parse_send_response(&resp),
             Err(e) => Err(e),
         },

@@ -8,6 +8,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::Bytes;
 use dispatch_common::auth::{Caller, Role};
 use dispatch_common::domain::{ContentCategory, MessageId, TenantId, E164};
+use dispatch_common::handlers::inbound_api;
 use dispatch_common::handlers::inbound_webhook::{self, InboundOutcome};
 use dispatch_common::handlers::media_api::{self, CreateMedia};
 use dispatch_common::inbound::{self, EvidenceError, OptOutDecision};
@@ -340,24 +341,24 @@ async fn inbound_mms_is_stored_hashed_linked_listed_and_pushed() {
     // Listing (newest first, cursor pagination) and the single view with media URLs.
     let second = stored(receive(&env, &ms, inbound_msg("sbx_in_mms_2", "+12015550123", SENDER, "Thanks", vec![])).await);
     let who = caller(&env);
-    let (_, page1) = inbound_webhook::list(&env.pipeline.deps, &ms, &who, 1, None).await.unwrap();
+    let (_, page1) = inbound_api::list(&env.pipeline.deps, &ms, &who, 1, None).await.unwrap();
     assert_eq!(page1["items"][0]["id"], second.id.as_str());
     let cursor = page1["next_cursor"].as_str().expect("more pages").to_string();
-    let (_, page2) = inbound_webhook::list(&env.pipeline.deps, &ms, &who, 1, Some(&cursor)).await.unwrap();
+    let (_, page2) = inbound_api::list(&env.pipeline.deps, &ms, &who, 1, Some(&cursor)).await.unwrap();
     assert_eq!(page2["items"][0]["id"], r.id.as_str());
     assert_eq!(page2["items"][0]["text"], "Here is the damage");
-    let (_, one) = inbound_webhook::get(&env.pipeline.deps, &ms, &who, &r.id).await.unwrap();
+    let (_, one) = inbound_api::get(&env.pipeline.deps, &ms, &who, &r.id).await.unwrap();
     let url = one["media"][0]["url"].as_str().expect("presigned media URL");
     assert_eq!(sha(&env.http.get(url).send().await.unwrap().bytes().await.unwrap()), sha(&served));
     assert!(one["media"][0].get("s3_key").is_none() && one.get("provider_metadata").is_none(), "{one}");
     let auditor = Caller { role: Role::Auditor, ..who.clone() };
-    let (_, seen) = inbound_webhook::get(&env.pipeline.deps, &ms, &auditor, &r.id).await.unwrap();
+    let (_, seen) = inbound_api::get(&env.pipeline.deps, &ms, &auditor, &r.id).await.unwrap();
     assert!(seen.get("text").is_none() && seen["media"][0].get("url").is_none(), "auditors see no content: {seen}");
     let stranger = Caller { tenant: TenantId::parse("someone-else").unwrap(), ..who.clone() };
-    assert_eq!(inbound_webhook::get(&env.pipeline.deps, &ms, &stranger, &r.id).await.unwrap_err().status, 404);
-    let (_, none) = inbound_webhook::list(&env.pipeline.deps, &ms, &stranger, 10, None).await.unwrap();
+    assert_eq!(inbound_api::get(&env.pipeline.deps, &ms, &stranger, &r.id).await.unwrap_err().status, 404);
+    let (_, none) = inbound_api::list(&env.pipeline.deps, &ms, &stranger, 10, None).await.unwrap();
     assert_eq!(none["items"], json!([]));
-    let bad = inbound_webhook::list(&env.pipeline.deps, &ms, &who, 10, Some("bm90IGEgY3Vyc29y")).await.unwrap_err();
+    let bad = inbound_api::list(&env.pipeline.deps, &ms, &who, 10, Some("bm90IGEgY3Vyc29y")).await.unwrap_err();
     assert_eq!(bad.code, "invalid_cursor");
 
     // The tenant receives it at its callback URL, signed like status callbacks.
@@ -392,7 +393,7 @@ async fn inbound_to_a_number_that_is_not_ours_stores_nothing() {
     let out = inbound_webhook::handle_inbound(&env.pipeline.deps, &ms, ProviderKind::Twilio, &env.tenant, "sandbox-main", ours).await.unwrap();
     assert_eq!(out, InboundOutcome::UnknownAccount);
 
-    let (_, list) = inbound_webhook::list(&env.pipeline.deps, &ms, &caller(&env), 10, None).await.unwrap();
+    let (_, list) = inbound_api::list(&env.pipeline.deps, &ms, &caller(&env), 10, None).await.unwrap();
     assert_eq!(list["items"], json!([]), "no inbound record");
     let objects = env
         .pipeline
@@ -488,7 +489,7 @@ async fn evidence_bundle_verifies_and_reveals_tampering() {
     let r = stored(receive(&env, &ms, msg).await);
 
     let dir = std::env::temp_dir().join(format!("dispatch-evidence-{}", r.id));
-    let manifest = inbound::export_evidence(deps, &ms, &env.tenant, &r.id, &dir).await.expect("exported");
+    let manifest = inbound::export_evidence(&deps.store, &ms, &env.tenant, &r.id, &dir, deps.clock.now()).await.expect("exported");
     let names: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
     assert_eq!(names, ["SHA256SUMS", "inbound.json", "media/0.png", "message.json", "provider_metadata.json"]);
     assert_eq!(manifest.files["media/0.png"].sha256, sha(MEDIA_PNG));
@@ -520,13 +521,13 @@ async fn evidence_bundle_verifies_and_reveals_tampering() {
     assert_eq!((report.missing.as_slice(), report.extra.as_slice()), (&["message.json".to_string()][..], &["media/1.png".to_string()][..]));
 
     // Never written over an existing bundle; another tenant cannot export it.
-    assert!(matches!(inbound::export_evidence(deps, &ms, &env.tenant, &r.id, &dir).await, Err(EvidenceError::OutputNotEmpty(_))));
+    assert!(matches!(inbound::export_evidence(&deps.store, &ms, &env.tenant, &r.id, &dir, deps.clock.now()).await, Err(EvidenceError::OutputNotEmpty(_))));
     let other = TenantId::parse("someone-else").unwrap();
     let elsewhere = dir.with_extension("other");
-    assert!(matches!(inbound::export_evidence(deps, &ms, &other, &r.id, &elsewhere).await, Err(EvidenceError::NotFound)));
+    assert!(matches!(inbound::export_evidence(&deps.store, &ms, &other, &r.id, &elsewhere, deps.clock.now()).await, Err(EvidenceError::NotFound)));
     // A message id exports that message with its history.
     let mdir = dir.with_extension("message");
-    let m = inbound::export_evidence(deps, &ms, &env.tenant, &outbound.to_string(), &mdir).await.expect("message bundle");
+    let m = inbound::export_evidence(&deps.store, &ms, &env.tenant, &outbound.to_string(), &mdir, deps.clock.now()).await.expect("message bundle");
     assert_eq!(m.subject_kind, "message");
     assert!(inbound::verify_evidence(&mdir).unwrap().ok);
     for d in [&dir, &mdir] {

@@ -266,3 +266,29 @@ pub fn retry_after_secs(resp: &ProviderResponse) -> Option<u64> {
         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
         .and_then(|(_, v)| v.trim().parse().ok())
 }
+
+/// Checks media against a provider's documented limits: item count, total size and
+/// accepted types. `items` are `(content type, size in bytes)`. The error names the
+/// first limit exceeded, for the routing capability gate's verdict.
+pub fn check_provider_limits(caps: &Capabilities, items: &[(&str, u64)]) -> Result<(), String> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    if !caps.mms || caps.max_media == 0 {
+        return Err("no MMS support".into());
+    }
+    if items.len() > caps.max_media as usize {
+        return Err(format!("{} media items, at most {}", items.len(), caps.max_media));
+    }
+    let total: u64 = items.iter().map(|(_, s)| *s).sum();
+    if total > caps.max_media_bytes {
+        return Err(format!("{total} bytes of media, at most {}", caps.max_media_bytes));
+    }
+    for (ct, _) in items {
+        let ct = dispatch_domain::media_type::normalize_content_type(ct);
+        if !caps.media_types.iter().any(|t| dispatch_domain::media_type::normalize_content_type(t) == ct) {
+            return Err(format!("media type {ct} not accepted (accepts {})", caps.media_types.join(", ")));
+        }
+    }
+    Ok(())
+}
