@@ -34,6 +34,47 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long a freshly accepted message may wait before the sweep re-queues it.
 pub const ACCEPTED_GRACE_SECS: i64 = 60;
 
+/// Every route the API serves (this router, [`super::media_api`] and
+/// [`super::inbound_webhook::dispatch_api`]) as `(method, path template)`. It answers the
+/// `Allow` header of a 405, and the OpenAPI test compares it with docs/openapi.yaml and
+/// with the routers' match arms.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/messages"),
+    ("GET", "/v1/messages/{id}"),
+    ("POST", "/v1/messages/{id}/legal-hold"),
+    ("DELETE", "/v1/messages/{id}/legal-hold"),
+    ("GET", "/v1/admin/config"),
+    ("PUT", "/v1/admin/config"),
+    ("GET", "/v1/admin/keys"),
+    ("POST", "/v1/admin/keys"),
+    ("DELETE", "/v1/admin/keys/{key_id}"),
+    ("POST", "/v1/admin/route/explain"),
+    ("PUT", "/v1/admin/legal-hold"),
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit/export"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/escalations"),
+    ("POST", "/v1/escalations/{message_id}/ack"),
+    ("POST", "/v1/media"),
+    ("GET", "/v1/media/{id}"),
+    ("POST", "/v1/media/{id}/complete"),
+    ("GET", "/v1/inbound"),
+    ("GET", "/v1/inbound/{id}"),
+];
+
+/// The methods [`ROUTES`] serves on `path` (RFC 9110: a 405 must list them in `Allow`).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    ROUTES
+        .iter()
+        .filter(|(_, t)| {
+            let tsegs: Vec<&str> = t.split('/').filter(|s| !s.is_empty()).collect();
+            tsegs.len() == segs.len() && tsegs.iter().zip(&segs).all(|(t, s)| t.starts_with('{') || t == s)
+        })
+        .map(|(m, _)| *m)
+        .collect()
+}
+
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let now = deps.clock.now();
     match dispatch(deps, &req, now).await {
@@ -42,7 +83,14 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             if e.status >= 500 {
                 tracing::error!(code = %e.code, "request failed");
             }
-            json_response_raw(e.status, e.to_json())
+            let mut resp = json_response_raw(e.status, e.to_json());
+            if e.status == 405 {
+                let allow = allowed_methods(req.uri().path()).join(", ");
+                if let Ok(v) = http::HeaderValue::from_str(&allow) {
+                    resp.headers_mut().insert(http::header::ALLOW, v);
+                }
+            }
+            resp
         }
     }
 }
@@ -621,4 +669,17 @@ async fn explain(deps: &Deps, req: &Request, caller: &Caller) -> Result<(u16, se
     let decision = super::route::explain(deps, &tenant, &r.to, &r.category, r.kind.unwrap_or(MessageKind::Sms), r.from.as_deref(), MessageId::new())
         .await?;
     Ok((200, serde_json::to_value(decision).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_methods;
+
+    #[test]
+    fn allow_lists_the_methods_of_the_matching_route() {
+        assert_eq!(allowed_methods("/v1/messages/01ABC/legal-hold"), ["POST", "DELETE"]);
+        assert_eq!(allowed_methods("/v1/admin/config/"), ["GET", "PUT"]);
+        assert_eq!(allowed_methods("/v1/media/m1"), ["GET"]);
+        assert!(allowed_methods("/v1/nowhere").is_empty());
+    }
 }

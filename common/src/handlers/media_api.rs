@@ -208,10 +208,12 @@ pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, n
     match rec.status {
         MediaStatus::Verified => return Ok((200, view(&rec))),
         MediaStatus::Rejected => {
-            return Err(ApiError::unprocessable(
-                rec.error_code.as_deref().unwrap_or("media_rejected"),
+            let code = rec.error_code.as_deref().unwrap_or("media_rejected");
+            return Err(ApiError::new(
+                rejected_status(code),
+                code,
                 rec.error.clone().unwrap_or_else(|| "This media was rejected; upload it again.".into()),
-            ))
+            ));
         }
         MediaStatus::Pending | MediaStatus::Uploaded => {}
     }
@@ -271,6 +273,16 @@ pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, n
     }
 }
 
+/// The status a rejected record answers again: the one its refusal was first sent with
+/// (a too-large file stays 413, not 422).
+fn rejected_status(code: &str) -> u16 {
+    match code {
+        "media_too_large" => 413,
+        "media_type_not_allowed" => 415,
+        _ => 422,
+    }
+}
+
 /// Marks a record rejected and deletes its object, so refused content can never be sent.
 async fn reject(ms: &MediaStore, rec: &MediaRecord, code: &str, why: &str, now: Instant, cfg: &TenantConfig) -> Result<(), ApiError> {
     if let Err(e) = ms.delete_object(&rec.s3_key).await {
@@ -283,5 +295,15 @@ async fn reject(ms: &MediaStore, rec: &MediaRecord, code: &str, why: &str, now: 
     match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Rejected, now, cfg)).await {
         Ok(()) | Err(StoreError::Conflict) => Ok(()),
         Err(e) => Err(store_err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_rejected_record_answers_the_status_of_its_first_refusal() {
+        assert_eq!(super::rejected_status("media_too_large"), 413);
+        assert_eq!(super::rejected_status("media_type_not_allowed"), 415);
+        assert_eq!(super::rejected_status("media_hash_mismatch"), 422);
     }
 }
