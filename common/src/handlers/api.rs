@@ -190,7 +190,7 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
                 };
             }
             let filter = audit_filter(req, log)?;
-            let limit = query_param(req, "limit").and_then(|l| l.parse().ok()).unwrap_or(1000usize).min(10_000);
+            let limit = audit_limit(query_param(req, "limit").as_deref())?;
             let events = log.query(&caller.tenant, &filter, limit).await.map_err(|_| ApiError::unavailable())?;
             if segments.len() == 3 {
                 let lines: Vec<String> = events.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
@@ -240,6 +240,19 @@ fn hold_reason(req: &Request) -> Result<String, ApiError> {
 
 fn query_param(req: &Request, name: &str) -> Option<String> {
     req.uri().query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+}
+
+/// The audit `limit` query parameter: 1-10000, default 1000. Anything else is refused
+/// rather than silently replaced (a caller asking for 20000 must not believe it got all).
+fn audit_limit(v: Option<&str>) -> Result<usize, ApiError> {
+    match v {
+        None => Ok(1000),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1-10000.").field("limit")),
+    }
 }
 
 /// Audit query filters from the query string: `message_id`, `from`, `to` (ISO 8601),
@@ -673,7 +686,16 @@ async fn explain(deps: &Deps, req: &Request, caller: &Caller) -> Result<(u16, se
 
 #[cfg(test)]
 mod tests {
-    use super::allowed_methods;
+    use super::{allowed_methods, audit_limit};
+
+    #[test]
+    fn audit_limit_out_of_range_or_junk_is_refused_not_clamped() {
+        assert_eq!(audit_limit(None), Ok(1000));
+        assert_eq!(audit_limit(Some("10000")), Ok(10_000));
+        for bad in ["10001", "0", "-1", "ten", ""] {
+            assert_eq!(audit_limit(Some(bad)).unwrap_err().code, "invalid_limit", "{bad}");
+        }
+    }
 
     #[test]
     fn allow_lists_the_methods_of_the_matching_route() {
