@@ -45,6 +45,8 @@ else
     skipped="$(grep -E '^test result:' "$log" | sed -nE 's/.* ([0-9]+) ignored.*/\1/p' | awk '{s+=$1} END {print s+0}')"
 fi
 
+step "openapi: lint, render, schemathesis contract run"; { bash scripts/lint-openapi.sh && bash scripts/contract-test.sh; } || status=1
+
 step "benchmarks: tiny run (builds and completes; figures are not judged)"
 bench_status=0
 bash scripts/bench.sh --tiny || bench_status=$?
