@@ -1,15 +1,104 @@
 //! Logging setup and helpers that keep personal data out of logs.
+//!
+//! Lambda's advanced logging controls decide the format and level: with
+//! `AWS_LAMBDA_LOG_FORMAT=JSON` (the template's `LoggingConfig`) every line is one JSON
+//! object that CloudWatch Logs Insights can query — the event's fields flattened
+//! (`message_id`, `tenant`, `to` masked...), `level`, `function`
+//! (`AWS_LAMBDA_FUNCTION_NAME`) and the runtime's invocation span with `requestId` and
+//! `xrayTraceId`. Otherwise plain text (the local default). The level comes from
+//! `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else info.
 
-/// JSON-free, compact logs suitable for CloudWatch; level from `RUST_LOG` (default info).
+use std::io::Write;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`, case-insensitive); text when unset.
+    pub fn from_env() -> Self {
+        match std::env::var("AWS_LAMBDA_LOG_FORMAT") {
+            Ok(v) if v.eq_ignore_ascii_case("json") => Self::Json,
+            _ => Self::Text,
+        }
+    }
+}
+
+/// The filter directive: `AWS_LAMBDA_LOG_LEVEL` (TRACE..FATAL) wins over `RUST_LOG`.
+pub fn level_from_env() -> String {
+    match std::env::var("AWS_LAMBDA_LOG_LEVEL") {
+        Ok(l) if l.eq_ignore_ascii_case("fatal") => "error".into(),
+        Ok(l) if !l.trim().is_empty() => l.to_ascii_lowercase(),
+        _ => std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".into()),
+    }
+}
+
+/// Installs the process-wide subscriber from the environment, writing to stdout.
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .without_time() // CloudWatch adds its own timestamp
-        .with_ansi(false)
-        .try_init();
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    let _ = tracing::subscriber::set_global_default(subscriber(LogFormat::from_env(), &level_from_env(), &function, std::io::stdout));
+}
+
+/// The subscriber for a format, level and function name, writing to `writer`.
+pub fn subscriber<W>(format: LogFormat, level: &str, function: &str, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(false);
+    match format {
+        // CloudWatch adds its own timestamp to text lines.
+        LogFormat::Text => Box::new(fmt.without_time().with_writer(writer).finish()),
+        LogFormat::Json => Box::new(
+            fmt.json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(WithFunction { inner: writer, prefix: format!("{{\"function\":{},", serde_json::json!(function)) })
+                .finish(),
+        ),
+    }
+}
+
+/// Adds `"function": <name>` to each JSON line. The formatter hands each event to one
+/// `write` call, so the line's opening brace is where the buffer starts.
+struct WithFunction<W> {
+    inner: W,
+    prefix: String,
+}
+
+struct FunctionLine<'p, W: Write> {
+    inner: W,
+    prefix: &'p str,
+}
+
+impl<W: Write> Write for FunctionLine<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match buf.strip_prefix(b"{") {
+            Some(rest) => {
+                let mut line = Vec::with_capacity(self.prefix.len() + rest.len());
+                line.extend_from_slice(self.prefix.as_bytes());
+                line.extend_from_slice(rest);
+                self.inner.write_all(&line)?;
+                Ok(buf.len())
+            }
+            None => self.inner.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<'a, W: MakeWriter<'a>> MakeWriter<'a> for WithFunction<W> {
+    type Writer = FunctionLine<'a, W::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        FunctionLine { inner: self.inner.make_writer(), prefix: &self.prefix }
+    }
 }
 
 /// Masks a phone number for logs: keeps the leading `+` and country code digits
@@ -30,6 +119,56 @@ pub fn mask_number(n: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{subscriber, LogFormat};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_fields_function_request_and_trace_ids() {
+        let cap = Capture::default();
+        let w = cap.clone();
+        let sub = subscriber(LogFormat::Json, "info", "dispatch-submit", move || w.clone());
+        tracing::subscriber::with_default(sub, || {
+            // The span lambda_runtime opens around each invocation.
+            let span = tracing::info_span!("Lambda runtime invoke", requestId = "req-1", xrayTraceId = "Root=1-abc");
+            let _g = span.enter();
+            tracing::info!(message_id = "01ABC", tenant = "acme", to = %super::mask_number("+447400123456"), "accepted");
+            tracing::debug!("filtered out at info");
+        });
+        let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+        assert_eq!(v["function"], "dispatch-submit");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "accepted");
+        assert_eq!(v["message_id"], "01ABC");
+        assert_eq!(v["tenant"], "acme");
+        assert_eq!(v["to"], "+44*******456");
+        assert_eq!(v["span"]["requestId"], "req-1");
+        assert_eq!(v["span"]["xrayTraceId"], "Root=1-abc");
+    }
+
+    #[test]
+    fn text_stays_plain() {
+        let cap = Capture::default();
+        let w = cap.clone();
+        tracing::subscriber::with_default(subscriber(LogFormat::Text, "info", "f", move || w.clone()), || tracing::info!(tenant = "acme", "hello"));
+        let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("hello") && text.contains("tenant=\"acme\"") && !text.starts_with('{'), "{text}");
+    }
+
     #[test]
     fn masks_keep_only_head_and_tail() {
         assert_eq!(super::mask_number("+447400123456"), "+44*******456");
