@@ -5,10 +5,12 @@
 mod audit;
 mod audit_trail;
 mod example_tenants;
+mod json_logs;
 mod lifecycle;
 mod log_hygiene;
 mod media_inbound;
 mod mms_inbound_e2e;
+mod openapi;
 mod pipeline;
 mod provider_bandwidth;
 mod provider_plivo;

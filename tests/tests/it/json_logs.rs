@@ -21,12 +21,13 @@ impl std::io::Write for Capture {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: the pipeline's tasks all run on it, so this thread's subscriber sees
+// their lines and no other test's (the binary's global subscriber is log_hygiene's).
+#[tokio::test(flavor = "current_thread")]
 async fn json_logs_are_valid_json_with_fields_and_no_secrets() {
     let capture = Capture::default();
     let writer = capture.clone();
-    tracing::subscriber::set_global_default(subscriber(LogFormat::Json, "info", "dispatch-test", move || writer.clone()))
-        .expect("first subscriber of this test binary");
+    let _guard = tracing::subscriber::set_default(subscriber(LogFormat::Json, "info", "dispatch-test", move || writer.clone()));
 
     let env = TestEnv::start("jsonlogs").await;
     const BODY: &str = "Confidential: officer Smith will call about case 7731.";
@@ -54,7 +55,7 @@ async fn json_logs_are_valid_json_with_fields_and_no_secrets() {
         assert_eq!(l["function"], "dispatch-test", "{l}");
         assert!(l["level"].is_string() && l["message"].is_string(), "{l}");
     }
-    let accepted: Vec<&Value> = lines.iter().filter(|l| l["message"] == "accepted").collect();
+    let accepted: Vec<&Value> = lines.iter().filter(|l| l["message"] == "accepted" && l["tenant"] == env.tenant.as_str()).collect();
     assert_eq!(accepted.len(), 2, "{logs}");
     for a in &accepted {
         assert!(ids.iter().any(|id| a["message_id"] == id.as_str()), "{a}");
