@@ -4,3 +4,4 @@
 
 pub mod fakes;
 pub mod harness;
+pub mod receiver;

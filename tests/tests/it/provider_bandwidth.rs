@@ -6,48 +6,12 @@
 use dispatch_common::domain::{DeliveryStatus, E164, MessageId, MessageKind, SenderId};
 use dispatch_common::providers::bandwidth::BandwidthAdapter;
 use dispatch_common::providers::{Callback, Credentials, OutboundMessage, ProviderAdapter, SendError, http};
-use dispatch_common::signatures::WebhookRequest;
-use dispatch_local::http_server::{self, Server};
+use dispatch_tests::receiver::CallbackReceiver as Receiver;
 use dispatch_tests::fakes::bandwidth::{ACCOUNT_ID, APPLICATION_ID, FakeBandwidth, Forgery, Outcome};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Receiver {
-    server: Server,
-    got: Arc<Mutex<Vec<WebhookRequest>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        let server = http_server::serve_loopback(http_server::handler(move |req: http_server::Request| {
-            let got = g.clone();
-            async move {
-                let host = req.header("host").unwrap_or("127.0.0.1").to_string();
-                got.lock().unwrap().push(WebhookRequest {
-                    method: req.method.to_string(),
-                    url: format!("http://{host}{}", req.uri),
-                    headers: req.header_pairs(),
-                    body: req.body.to_vec(),
-                });
-                http_server::respond(200, "text/plain", "")
-            }
-        }))
-        .await
-        .expect("receiver binds");
-        Receiver { server, got }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/v1/webhooks/bandwidth/psap-north", self.server.base_url())
-    }
-
-    fn last(&self) -> WebhookRequest {
-        self.got.lock().unwrap().last().cloned().expect("a callback arrived")
-    }
-}
+const CALLBACK_PATH: &str = "/v1/webhooks/bandwidth/psap-north";
 
 struct Harness {
     fake: FakeBandwidth,
@@ -59,7 +23,7 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let fake = FakeBandwidth::start().await;
-        let receiver = Receiver::start().await;
+        let receiver = Receiver::start(CALLBACK_PATH).await;
         let creds = fake.credentials();
         Harness { fake, receiver, creds, client: http::client(Duration::from_secs(5)) }
     }

@@ -9,48 +9,13 @@ use dispatch_common::providers::plivo::PlivoAdapter;
 use dispatch_common::providers::{
     Callback, Credentials, OutboundMessage, ProviderAdapter, SendAccepted, SendError, http,
 };
-use dispatch_common::signatures::{VerifyError, WebhookRequest};
-use dispatch_local::http_server::{self, Server};
+use dispatch_common::signatures::VerifyError;
+use dispatch_tests::receiver::CallbackReceiver as Receiver;
 use dispatch_tests::fakes::plivo::{AUTH_ID, FakeOutcome, FakePlivo, Forgery};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Receiver {
-    server: Server,
-    got: Arc<Mutex<Vec<WebhookRequest>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        let server = http_server::serve_loopback(http_server::handler(move |req: http_server::Request| {
-            let got = g.clone();
-            async move {
-                let host = req.header("host").unwrap_or("127.0.0.1").to_string();
-                got.lock().unwrap().push(WebhookRequest {
-                    method: req.method.to_string(),
-                    url: format!("http://{host}{}", req.uri),
-                    headers: req.header_pairs(),
-                    body: req.body.to_vec(),
-                });
-                http_server::json(200, &json!({"ok": true}))
-            }
-        }))
-        .await
-        .expect("receiver binds");
-        Receiver { server, got }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/v1/webhooks/plivo?tenant=psap-north", self.server.base_url())
-    }
-
-    fn take_last(&self) -> WebhookRequest {
-        self.got.lock().unwrap().pop().expect("a callback arrived")
-    }
-}
+const CALLBACK_PATH: &str = "/v1/webhooks/plivo?tenant=psap-north";
 
 fn message(kind: MessageKind, media: &[&str], callback: &str) -> OutboundMessage {
     OutboundMessage {
@@ -169,7 +134,7 @@ async fn fake_validates_like_plivo() {
 #[tokio::test]
 async fn signed_status_callbacks_verify_and_map() {
     let fake = FakePlivo::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.credentials();
     let id = send(&creds, &message(MessageKind::Sms, &[], &rx.url()), T).await.unwrap().provider_message_id;
     let cases = [
@@ -201,7 +166,7 @@ async fn signed_status_callbacks_verify_and_map() {
 #[tokio::test]
 async fn forged_callbacks_are_refused() {
     let fake = FakePlivo::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.credentials();
     let id = send(&creds, &message(MessageKind::Sms, &[], &rx.url()), T).await.unwrap().provider_message_id;
     for (forgery, expected) in [
@@ -228,7 +193,7 @@ async fn forged_callbacks_are_refused() {
 #[tokio::test]
 async fn signed_inbound_sms_and_mms() {
     let fake = FakePlivo::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.credentials();
     fake.send_inbound(&rx.url(), "12015550123", "12015550100", "Power out on Elm", &[]).await;
     let got = rx.take_last();

@@ -3,6 +3,7 @@
 //! and a loopback receiver collects the signed callbacks, which the adapter verifies
 //! and parses. Each documented number must end in its documented state.
 
+use dispatch_tests::receiver::CallbackReceiver as Receiver;
 use dispatch_common::domain::{DeliveryStatus, MessageId, MessageKind, SenderId, TransitionVerdict, E164};
 use dispatch_common::providers::credentials::{SandboxCredentials, Secret};
 use dispatch_common::providers::sandbox::SandboxAdapter;
@@ -10,60 +11,16 @@ use dispatch_common::providers::{
     http, Callback, Credentials, OutboundMessage, ProviderAdapter, ProviderRequest, SendAccepted, SendError, StatusUpdate,
 };
 use dispatch_common::signatures::{VerifyError, WebhookRequest};
-use dispatch_local::http_server::{self, Server};
 use dispatch_local::sandbox::{numbers, SandboxConfig, SandboxProvider, MEDIA_PNG};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const API_KEY: &str = "sk_sandbox_integration";
 const WEBHOOK_SECRET: &str = "whsec_sandbox_integration";
 const EVENT_DELAY: Duration = Duration::from_millis(20);
 
-/// A loopback webhook receiver that records every request. It can be told to answer
-/// the first `fail_first` requests with 500, to exercise the sandbox's retries.
-struct Receiver {
-    server: Server,
-    got: Arc<Mutex<Vec<WebhookRequest>>>,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Receiver {
-    async fn start(fail_first: usize) -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (g, h) = (got.clone(), hits.clone());
-        let server = http_server::serve_loopback(http_server::handler(move |req: http_server::Request| {
-            let (got, hits) = (g.clone(), h.clone());
-            async move {
-                if hits.fetch_add(1, Ordering::SeqCst) < fail_first {
-                    return http_server::respond(500, "text/plain", "try later");
-                }
-                let host = req.header("host").unwrap_or("127.0.0.1").to_string();
-                got.lock().unwrap().push(WebhookRequest {
-                    method: req.method.to_string(),
-                    url: format!("http://{host}{}", req.uri),
-                    headers: req.header_pairs(),
-                    body: req.body.to_vec(),
-                });
-                http_server::json(200, &json!({"ok": true}))
-            }
-        }))
-        .await
-        .expect("receiver binds");
-        Receiver { server, got, hits }
-    }
-
-    fn callback_url(&self) -> String {
-        format!("{}/webhooks/sandbox?tenant=psap-north", self.server.base_url())
-    }
-
-    fn all(&self) -> Vec<WebhookRequest> {
-        self.got.lock().unwrap().clone()
-    }
-}
+const CALLBACK_PATH: &str = "/webhooks/sandbox?tenant=psap-north";
 
 /// A valid number with the default (delivered) outcome.
 const STAND_IN: &str = "+447400123456";
@@ -89,7 +46,7 @@ impl Harness {
             event_delay: EVENT_DELAY,
         };
         let sandbox = SandboxProvider::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("sandbox binds");
-        let receiver = Receiver::start(fail_first).await;
+        let receiver = Receiver::start_failing_first(CALLBACK_PATH, fail_first).await;
         let creds = creds_with(&sandbox.base_url(), API_KEY, WEBHOOK_SECRET);
         Harness { sandbox, receiver, creds, client: http::client(Duration::from_secs(5)) }
     }
@@ -103,7 +60,7 @@ impl Harness {
             from: SenderId::Alphanumeric("CityAlerts".into()),
             body: "Flood warning: move to higher ground.".into(),
             media_urls: media,
-            status_callback_url: self.receiver.callback_url(),
+            status_callback_url: self.receiver.url(),
             validity_secs: Some(3600),
         }
     }
@@ -398,7 +355,7 @@ async fn callbacks_are_retried_when_the_receiver_fails() {
     let updates = h.await_updates(&msg, 2).await;
     let statuses: Vec<_> = updates.iter().map(|(_, u)| u.status).collect();
     assert_eq!(statuses, vec![DeliveryStatus::Sent, DeliveryStatus::Delivered]);
-    assert_eq!(h.receiver.hits.load(Ordering::SeqCst), 4, "two refused attempts, then two accepted");
+    assert_eq!(h.receiver.hits(), 4, "two refused attempts, then two accepted");
     assert_eq!(h.sandbox.callbacks_sent(), 2);
     assert_eq!(h.sandbox.callbacks_abandoned(), 0);
 }
@@ -470,7 +427,7 @@ async fn send_errors_follow_the_protocol() {
         rb.send()
     };
     let auth = Some("Bearer sk_sandbox_integration");
-    let cb = h.receiver.callback_url();
+    let cb = h.receiver.url();
     let cases = [
         (json!({"body": "x", "callback_url": cb}).to_string(), auth, 400, "invalid_request"),
         (json!({"to": "+12015550100", "callback_url": cb}).to_string(), auth, 400, "invalid_request"),
@@ -526,7 +483,7 @@ async fn inbound_simulation_posts_a_signed_inbound_message() {
         "to": "+120155501999",
         "text": "Need help at 12 Elm St",
         "media": [{"url": media_url, "content_type": "image/png"}],
-        "callback_url": h.receiver.callback_url(),
+        "callback_url": h.receiver.url(),
     });
 
     // The simulation endpoint takes the same key as sends.
@@ -576,7 +533,7 @@ async fn inbound_simulation_posts_a_signed_inbound_message() {
         .client
         .post(&url)
         .bearer_auth(API_KEY)
-        .json(&json!({"from": "nobody", "to": "+120155501999", "callback_url": h.receiver.callback_url()}))
+        .json(&json!({"from": "nobody", "to": "+120155501999", "callback_url": h.receiver.url()}))
         .send()
         .await
         .unwrap();

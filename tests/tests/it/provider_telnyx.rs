@@ -6,49 +6,13 @@
 use dispatch_common::domain::{DeliveryStatus, E164, MessageId, MessageKind, SenderId};
 use dispatch_common::providers::telnyx::TelnyxAdapter;
 use dispatch_common::providers::{Callback, Credentials, OutboundMessage, ProviderAdapter, SendError, http};
-use dispatch_common::signatures::{VerifyError, WebhookRequest};
-use dispatch_local::http_server::{self, Server};
+use dispatch_common::signatures::VerifyError;
+use dispatch_tests::receiver::CallbackReceiver as Receiver;
 use dispatch_tests::fakes::telnyx::{API_KEY, FakeTelnyx, Forgery, MESSAGING_PROFILE_ID, Outcome};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A loopback webhook endpoint that records what it receives.
-struct Receiver {
-    server: Server,
-    got: Arc<Mutex<Vec<WebhookRequest>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        let server = http_server::serve_loopback(http_server::handler(move |req: http_server::Request| {
-            let got = g.clone();
-            async move {
-                let host = req.header("host").unwrap_or("127.0.0.1").to_string();
-                got.lock().unwrap().push(WebhookRequest {
-                    method: req.method.to_string(),
-                    url: format!("http://{host}{}", req.uri),
-                    headers: req.header_pairs(),
-                    body: req.body.to_vec(),
-                });
-                http_server::respond(200, "text/plain", "")
-            }
-        }))
-        .await
-        .expect("receiver binds");
-        Receiver { server, got }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/v1/webhooks/telnyx/psap-north", self.server.base_url())
-    }
-
-    fn last(&self) -> WebhookRequest {
-        self.got.lock().unwrap().last().cloned().expect("a callback arrived")
-    }
-}
+const CALLBACK_PATH: &str = "/v1/webhooks/telnyx/psap-north";
 
 struct Harness {
     fake: FakeTelnyx,
@@ -60,7 +24,7 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let fake = FakeTelnyx::start().await;
-        let receiver = Receiver::start().await;
+        let receiver = Receiver::start(CALLBACK_PATH).await;
         let creds = fake.credentials(Some(MESSAGING_PROFILE_ID));
         Harness { fake, receiver, creds, client: http::client(Duration::from_secs(5)) }
     }

@@ -8,49 +8,12 @@ use dispatch_common::providers::twilio::TwilioAdapter;
 use dispatch_common::providers::{
     Callback, Credentials, OutboundMessage, ProviderAdapter, SendAccepted, SendError, http,
 };
-use dispatch_common::signatures::{VerifyError, WebhookRequest};
-use dispatch_local::http_server::{self, Server};
+use dispatch_common::signatures::VerifyError;
+use dispatch_tests::receiver::CallbackReceiver as Receiver;
 use dispatch_tests::fakes::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeOutcome, FakeTwilio, Forgery, MESSAGING_SERVICE_SID};
-use serde_json::json;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A loopback webhook receiver that records every request as a `WebhookRequest`.
-struct Receiver {
-    server: Server,
-    got: Arc<Mutex<Vec<WebhookRequest>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        let server = http_server::serve_loopback(http_server::handler(move |req: http_server::Request| {
-            let got = g.clone();
-            async move {
-                let host = req.header("host").unwrap_or("127.0.0.1").to_string();
-                got.lock().unwrap().push(WebhookRequest {
-                    method: req.method.to_string(),
-                    url: format!("http://{host}{}", req.uri),
-                    headers: req.header_pairs(),
-                    body: req.body.to_vec(),
-                });
-                http_server::json(200, &json!({"ok": true}))
-            }
-        }))
-        .await
-        .expect("receiver binds");
-        Receiver { server, got }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/v1/webhooks/twilio?tenant=psap-north", self.server.base_url())
-    }
-
-    fn take_last(&self) -> WebhookRequest {
-        self.got.lock().unwrap().pop().expect("a callback arrived")
-    }
-}
+const CALLBACK_PATH: &str = "/v1/webhooks/twilio?tenant=psap-north";
 
 fn message(kind: MessageKind, media: &[&str], callback: &str) -> OutboundMessage {
     OutboundMessage {
@@ -205,7 +168,7 @@ async fn timeout_is_transient() {
 #[tokio::test]
 async fn signed_status_callbacks_verify_and_map() {
     let fake = FakeTwilio::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.credentials(false);
     let sid = send(&creds, &message(MessageKind::Sms, &[], &rx.url()), Duration::from_secs(5))
         .await
@@ -237,7 +200,7 @@ async fn signed_status_callbacks_verify_and_map() {
 #[tokio::test]
 async fn forged_callbacks_are_refused() {
     let fake = FakeTwilio::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.credentials(false);
     let sid = "SM0123456789abcdef0123456789abcdef";
     for (forgery, expected) in [
@@ -264,7 +227,7 @@ async fn forged_callbacks_are_refused() {
 #[tokio::test]
 async fn signed_inbound_mms_verifies_and_parses() {
     let fake = FakeTwilio::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let media = [("https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME1", "image/jpeg")];
     fake.send_inbound(&rx.url(), "+12015550123", "+12015550100", "Photo of the flooding", &media).await;
     let got = rx.take_last();

@@ -10,54 +10,13 @@ use dispatch_common::providers::vonage::{VonageMessagesAdapter, VonageSmsAdapter
 use dispatch_common::providers::{
     Callback, Credentials, OutboundMessage, ProviderAdapter, SendAccepted, SendError, http,
 };
-use dispatch_common::signatures::{VerifyError, WebhookRequest};
-use dispatch_local::http_server::{self, Server};
+use dispatch_common::signatures::VerifyError;
+use dispatch_tests::receiver::CallbackReceiver as Receiver;
 use dispatch_tests::fakes::vonage::{API_KEY, API_SECRET, Carrier, FakeOutcome, FakeVonage, Forgery};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Receiver {
-    server: Server,
-    got: Arc<Mutex<Vec<WebhookRequest>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        let server = http_server::serve_loopback(http_server::handler(move |req: http_server::Request| {
-            let got = g.clone();
-            async move {
-                let host = req.header("host").unwrap_or("127.0.0.1").to_string();
-                got.lock().unwrap().push(WebhookRequest {
-                    method: req.method.to_string(),
-                    url: format!("http://{host}{}", req.uri),
-                    headers: req.header_pairs(),
-                    body: req.body.to_vec(),
-                });
-                http_server::respond(204, "text/plain", "")
-            }
-        }))
-        .await
-        .expect("receiver binds");
-        Receiver { server, got }
-    }
-
-    /// No query of its own: for GET receipts the query *is* the signed parameter set
-    /// (whether Vonage would sign a configured URL's own query is undocumented).
-    fn url(&self) -> String {
-        format!("{}/v1/webhooks/vonage/psap-north", self.server.base_url())
-    }
-
-    fn take_all(&self) -> Vec<WebhookRequest> {
-        std::mem::take(&mut *self.got.lock().unwrap())
-    }
-
-    fn take_last(&self) -> WebhookRequest {
-        self.got.lock().unwrap().pop().expect("a callback arrived")
-    }
-}
+const CALLBACK_PATH: &str = "/v1/webhooks/vonage/psap-north";
 
 fn message(kind: MessageKind, to: &str, body: &str, media: &[&str], callback: &str) -> OutboundMessage {
     OutboundMessage {
@@ -193,7 +152,7 @@ async fn sms_api_bad_credentials_and_timeout() {
 async fn sms_receipts_verify_in_every_carrier_and_map() {
     for method in [VonageSignatureMethod::Md5hash, VonageSignatureMethod::Sha256, VonageSignatureMethod::Sha512] {
         let fake = FakeVonage::start_with(method).await;
-        let rx = Receiver::start().await;
+        let rx = Receiver::start(CALLBACK_PATH).await;
         let creds = fake.sms_credentials();
         let msg = sms("Boil water notice lifted.");
         let id = send(&VonageSmsAdapter, &creds, &msg, T).await.unwrap().provider_message_id;
@@ -225,7 +184,7 @@ async fn sms_receipts_verify_in_every_carrier_and_map() {
 #[tokio::test]
 async fn sms_receipts_arrive_per_part() {
     let fake = FakeVonage::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.sms_credentials();
     let msg = sms(&"b".repeat(320));
     let first = send(&VonageSmsAdapter, &creds, &msg, T).await.unwrap().provider_message_id;
@@ -250,7 +209,7 @@ async fn sms_receipts_arrive_per_part() {
 #[tokio::test]
 async fn sms_forged_receipts_are_refused() {
     let fake = FakeVonage::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.sms_credentials();
     let id = send(&VonageSmsAdapter, &creds, &sms("x"), T).await.unwrap().provider_message_id;
     for (forgery, expected) in [
@@ -274,7 +233,7 @@ async fn sms_forged_receipts_are_refused() {
 #[tokio::test]
 async fn sms_inbound_verifies_and_parses() {
     let fake = FakeVonage::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     for carrier in [Carrier::JsonPost, Carrier::FormPost, Carrier::Get] {
         fake.send_inbound_sms(&rx.url(), "447400123999", "447400123457", "Is the bridge open?", carrier).await;
         let got = rx.take_last();
@@ -357,7 +316,7 @@ async fn messages_api_errors_are_classified() {
 #[tokio::test]
 async fn messages_status_webhooks_verify_and_map() {
     let fake = FakeVonage::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.messages_credentials();
     let msg = sms("x");
     let id = send(&VonageMessagesAdapter, &creds, &msg, T).await.unwrap().provider_message_id;
@@ -389,7 +348,7 @@ async fn messages_status_webhooks_verify_and_map() {
 #[tokio::test]
 async fn messages_forged_webhooks_are_refused() {
     let fake = FakeVonage::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.messages_credentials();
     let id = send(&VonageMessagesAdapter, &creds, &sms("x"), T).await.unwrap().provider_message_id;
     for (forgery, expected) in [
@@ -413,7 +372,7 @@ async fn messages_forged_webhooks_are_refused() {
 #[tokio::test]
 async fn messages_inbound_sms_and_mms() {
     let fake = FakeVonage::start().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start(CALLBACK_PATH).await;
     let creds = fake.messages_credentials();
     let body = FakeVonage::messages_inbound_body("447400123999", "447400123457", "Need sandbags", None);
     fake.send_messages_webhook(&rx.url(), &body).await;
