@@ -159,6 +159,10 @@ cmd_start() {
     fi
     if healthy; then
         log "already running at $ENDPOINT"
+        if ! http_get "$ENDPOINT/_emulator/stats" >/dev/null 2>&1; then
+            log "warning: the server at $ENDPOINT is not scripts/emulator/launch.py (a plain moto_server loses"
+            log "DynamoDB writes under concurrency); stop it and run scripts/emulator.sh start again"
+        fi
         return 0
     fi
     cmd_install
