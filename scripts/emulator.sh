@@ -286,16 +286,16 @@ if s["responses_5xx_by_action"]:
 print(line)' "$json"
 }
 
-# Shows the upstream defect and the fix with the same Rust test (tests/tests/emulator.rs):
+# Shows the upstream defect and the fix with the same Rust test (tests/tests/it/emulator.rs):
 # against a plain moto_server it must detect lost writes (the loss is probabilistic, so
 # up to EMULATOR_PROVE_TRIES runs, default 5), against the launcher it must pass.
 cmd_prove_race() {
     cmd_install
     local plain_port="${EMULATOR_UNPATCHED_PORT:-$((PORT + 15))}"
-    local test_cmd=(cargo test -p dispatch-tests --test emulator -- --exact concurrent_writes_are_never_lost --nocapture)
+    local test_cmd=(cargo test -p dispatch-tests --test it -- --exact emulator::concurrent_writes_are_never_lost --nocapture)
     mkdir -p "$STATE_DIR"
     log "building the race test"
-    (cd "$ROOT" && cargo test -p dispatch-tests --test emulator --no-run -q) || die "the race test does not build"
+    (cd "$ROOT" && cargo test -p dispatch-tests --test it --no-run -q) || die "the race test does not build"
 
     log "starting plain moto_server $MOTO_VERSION on 127.0.0.1:$plain_port (unpatched)"
     (cd "$STATE_DIR" && exec "$VENV/bin/moto_server" -H "$HOST" -p "$plain_port" \

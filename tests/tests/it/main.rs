@@ -4,6 +4,7 @@
 
 mod audit;
 mod audit_trail;
+mod emulator;
 mod example_tenants;
 mod lifecycle;
 mod log_hygiene;
