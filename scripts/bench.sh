@@ -17,11 +17,14 @@
 # Extra arguments per measurement: BENCH_HOTPATH_ARGS, BENCH_COLDSTART_ARGS,
 # BENCH_PIPELINE_ARGS (appended to the defaults below).
 #
-# Emulator: BENCH_EMULATOR=shared uses scripts/emulator.sh (moto on 127.0.0.1:4566,
+# Emulator: BENCH_EMULATOR=shared uses scripts/emulator.sh (the emulator on 127.0.0.1:4566,
 # started if needed, stopped afterwards only if started here); BENCH_EMULATOR=private
-# starts a moto of its own on a free port from the same venv and stops it afterwards,
+# starts an emulator of its own (scripts/emulator/launch.py: moto with linearizable
+# DynamoDB) on a free port from the same venv and stops it afterwards,
 # so other people's test traffic and accumulated state on the shared one do not skew
-# the latency figures. Default: shared for --tiny, private for the full run.
+# the latency figures. Default: shared for --tiny, private for the full run. The
+# emulator's health over the run (peak RSS, 5xx answered) ends up in emulator.json and
+# the summary; on the shared emulator those counters include everyone's traffic.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,7 +49,7 @@ else
     CARGO_PROFILE=(--release); BIN_DIR="$TARGET_DIR/release"
     HOTPATH_ARGS=(--secs 2 --runs 7)
     COLDSTART_ARGS=(--runs 21 --sdk-runs 5 --breakdown-runs 11)
-    PIPELINE_ARGS=(--sequential 50 --messages 1000 --concurrency 4 --timeout-secs 600)
+    PIPELINE_ARGS=(--sequential 50 --messages 1000 --concurrency 8 --timeout-secs 600)
     EMULATOR="${BENCH_EMULATOR:-private}"
 fi
 # shellcheck disable=SC2206
@@ -76,7 +79,7 @@ cleanup() {
 trap cleanup EXIT
 if [[ $EMULATOR == private ]]; then
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-    (cd "$OUT/logs" && exec "$ROOT/.venv/emulator/bin/moto_server" -H 127.0.0.1 -p "$port" >"$OUT/logs/moto-private.log" 2>&1) &
+    (cd "$OUT/logs" && exec "$ROOT/.venv/emulator/bin/python" "$ROOT/scripts/emulator/launch.py" -H 127.0.0.1 -p "$port" >"$OUT/logs/moto-private.log" 2>&1) &
     private_pid=$!
     for _ in $(seq 1 240); do
         curl -fsS --max-time 3 "http://127.0.0.1:$port/moto-api/data.json" >/dev/null 2>&1 && break
@@ -84,7 +87,7 @@ if [[ $EMULATOR == private ]]; then
         sleep 0.25
     done
     curl -fsS --max-time 3 "http://127.0.0.1:$port/moto-api/data.json" >/dev/null
-    echo "private moto (pid $private_pid) on http://127.0.0.1:$port"
+    echo "private emulator (pid $private_pid) on http://127.0.0.1:$port"
     export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
         AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 else
@@ -101,5 +104,14 @@ step "cold start: sizes, init vs hello-world, peak RSS, no network at init"
 step "pipeline on the emulator through the counting proxy"
 "$BENCH" pipeline "${PIPELINE_ARGS[@]}" >"$OUT/pipeline.json"
 
+step "emulator health over the run"
+health="emulator: no stats (not scripts/emulator/launch.py)"
+if curl -fsS --max-time 10 "${AWS_ENDPOINT_URL%/}/_emulator/stats" >"$OUT/emulator.json" 2>/dev/null; then
+    health="$(python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+print("emulator: peak RSS %.0f MiB, 5xx %d, %d requests" % (s["peak_rss_bytes"] / 1048576, s["responses_5xx"], s["requests"]))' "$OUT/emulator.json")"
+fi
+echo "$health"
+
 step "summary ($MODE; JSON in ${OUT#"$ROOT"/})"
-"$BENCH" summary "$OUT" | tee "$OUT/summary.txt"
+{ "$BENCH" summary "$OUT"; echo "$health"; } | tee "$OUT/summary.txt"

@@ -2,11 +2,18 @@
 # Local AWS emulator (moto server) for development and CI.
 #
 #   scripts/emulator.sh install   create .venv/emulator with moto[server] and cfn-lint (idempotent)
-#   scripts/emulator.sh start     start moto on 127.0.0.1:4566 in the background (no-op if healthy)
-#   scripts/emulator.sh stop      stop the moto server this script started
+#   scripts/emulator.sh start     start the emulator on 127.0.0.1:4566 in the background (no-op if healthy)
+#   scripts/emulator.sh stop      stop the emulator this script started
 #   scripts/emulator.sh status    print whether the emulator answers (exit 0 healthy, 3 not)
 #   scripts/emulator.sh reset     wipe all emulated state (POST /moto-api/reset)
 #   scripts/emulator.sh env       print the export lines for the SDK:  eval "$(scripts/emulator.sh env)"
+#   scripts/emulator.sh stats     print "emulator: peak RSS X MiB, 5xx N" (--json: the raw stats)
+#   scripts/emulator.sh prove-race  run the lost-write race test against plain moto_server
+#                                 (expects it to lose writes) and against the launcher (expects none)
+#
+# The emulator is moto's server started through scripts/emulator/launch.py, which makes
+# moto's DynamoDB linearizable (see README, "The local emulator") and serves its health
+# (5xx answered, peak memory) at /_emulator/stats.
 #
 # Works from any directory: paths are resolved from this script's location. The venv
 # lives in <repo>/.venv/emulator, the pid file and log in <repo>/.local/.
@@ -15,17 +22,25 @@
 # localhost:4566 is respected: the user points elsewhere (e.g. LocalStack), so `start`
 # does not start moto and `env` keeps that endpoint.
 #
-# Tunables (environment): EMULATOR_START_TIMEOUT (seconds, default 60).
+# Tunables (environment): EMULATOR_START_TIMEOUT (seconds, default 60); EMULATOR_PORT
+# (default 4566; each port has its own pid file and log); EMULATOR_UNPATCHED_PORT (the
+# plain moto_server prove-race starts, default EMULATOR_PORT + 15).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv/emulator"
 STATE_DIR="$ROOT/.local"
-PID_FILE="$STATE_DIR/moto.pid"
-LOG_FILE="$STATE_DIR/moto.log"
-
 HOST="127.0.0.1"
-PORT="4566"
+PORT="${EMULATOR_PORT:-4566}"
+[[ "$PORT" =~ ^[0-9]+$ ]] || { echo "emulator: error: EMULATOR_PORT=$PORT is not a port number" >&2; exit 2; }
+if [[ $PORT == 4566 ]]; then
+    PID_FILE="$STATE_DIR/moto.pid"
+    LOG_FILE="$STATE_DIR/moto.log"
+else
+    PID_FILE="$STATE_DIR/moto-$PORT.pid"
+    LOG_FILE="$STATE_DIR/moto-$PORT.log"
+fi
+LAUNCHER="$ROOT/scripts/emulator/launch.py"
 ENDPOINT="http://$HOST:$PORT"
 
 # Pinned tool versions. Bump together with a check that the template still lints and
@@ -83,14 +98,14 @@ healthy() {
         "$ENDPOINT/" >/dev/null 2>&1
 }
 
-# The pid from the pid file, if that process is alive and is a moto server.
+# The pid from the pid file, if that process is alive and is our emulator.
 our_pid() {
     [[ -f "$PID_FILE" ]] || return 1
     local pid
     pid="$(cat "$PID_FILE" 2>/dev/null || true)"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q moto; then
+    if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'moto|emulator/launch\.py'; then
         return 1 # pid reused by an unrelated process
     fi
     printf '%s\n' "$pid"
@@ -144,6 +159,10 @@ cmd_start() {
     fi
     if healthy; then
         log "already running at $ENDPOINT"
+        if ! http_get "$ENDPOINT/_emulator/stats" >/dev/null 2>&1; then
+            log "warning: the server at $ENDPOINT is not scripts/emulator/launch.py (a plain moto_server loses"
+            log "DynamoDB writes under concurrency); stop it and run scripts/emulator.sh start again"
+        fi
         return 0
     fi
     cmd_install
@@ -152,10 +171,10 @@ cmd_start() {
     if pid="$(our_pid)"; then
         log "moto (pid $pid) is running but not answering yet; waiting"
     else
-        log "starting moto_server on $ENDPOINT (log: ${LOG_FILE#"$ROOT"/})"
+        log "starting the emulator (moto $MOTO_VERSION, linearizable DynamoDB) on $ENDPOINT (log: ${LOG_FILE#"$ROOT"/})"
         # setsid + nohup: the server outlives this script and its caller's job control.
         # Its working directory is .local so nothing it writes lands in the source tree.
-        (cd "$STATE_DIR" && exec setsid nohup "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" \
+        (cd "$STATE_DIR" && exec setsid nohup "$VENV/bin/python" "$LAUNCHER" -H "$HOST" -p "$PORT" \
             >>"$LOG_FILE" 2>&1 </dev/null) &
         pid=$!
         printf '%s\n' "$pid" >"$PID_FILE"
@@ -164,14 +183,14 @@ cmd_start() {
     until healthy; do
         if ! kill -0 "$pid" 2>/dev/null; then
             rm -f "$PID_FILE"
-            log "moto_server exited during startup; last log lines:"
+            log "the emulator exited during startup; last log lines:"
             tail -n 20 "$LOG_FILE" >&2 || true
             die "moto did not start (is port $PORT already used by something else?)"
         fi
         if ((waited >= START_TIMEOUT * 4)); then
             log "last log lines:"
             tail -n 20 "$LOG_FILE" >&2 || true
-            die "moto did not answer GET $ENDPOINT/moto-api/data.json within ${START_TIMEOUT}s"
+            die "the emulator did not answer at $ENDPOINT within ${START_TIMEOUT}s"
         fi
         sleep 0.25
         waited=$((waited + 1))
@@ -245,8 +264,82 @@ cmd_env() {
     echo "export AWS_SECRET_ACCESS_KEY=test"
 }
 
+# Health under load: the launcher's counters. Prints one line (or the JSON with --json);
+# exits 3 when the endpoint does not serve them (not running, or not our launcher).
+cmd_stats() {
+    local url="$ENDPOINT"
+    endpoint_is_external && url="${AWS_ENDPOINT_URL%/}"
+    local json
+    if ! json="$(http_get "$url/_emulator/stats" 2>/dev/null)"; then
+        echo "emulator: no stats at $url/_emulator/stats (not running, or not scripts/emulator/launch.py)"
+        return 3
+    fi
+    if [[ "${1:-}" == --json ]]; then
+        printf '%s\n' "$json"
+        return 0
+    fi
+    python3 -c 'import json, sys
+s = json.loads(sys.argv[1])
+line = "emulator: peak RSS %.0f MiB, 5xx %d" % (s["peak_rss_bytes"] / 1048576, s["responses_5xx"])
+if s["responses_5xx_by_action"]:
+    line += " (" + ", ".join("%s: %d" % kv for kv in sorted(s["responses_5xx_by_action"].items())) + ")"
+print(line)' "$json"
+}
+
+# Shows the upstream defect and the fix with the same Rust test (tests/tests/it/emulator.rs):
+# against a plain moto_server it must detect lost writes (the loss is probabilistic, so
+# up to EMULATOR_PROVE_TRIES runs, default 5), against the launcher it must pass.
+cmd_prove_race() {
+    cmd_install
+    local plain_port="${EMULATOR_UNPATCHED_PORT:-$((PORT + 15))}"
+    local test_cmd=(cargo test -p dispatch-tests --test it -- --exact emulator::concurrent_writes_are_never_lost --nocapture)
+    mkdir -p "$STATE_DIR"
+    log "building the race test"
+    (cd "$ROOT" && cargo test -p dispatch-tests --test it --no-run -q) || die "the race test does not build"
+
+    log "starting plain moto_server $MOTO_VERSION on 127.0.0.1:$plain_port (unpatched)"
+    (cd "$STATE_DIR" && exec "$VENV/bin/moto_server" -H "$HOST" -p "$plain_port" \
+        >"$STATE_DIR/moto-unpatched-$plain_port.log" 2>&1 </dev/null) &
+    local plain_pid=$!
+    # shellcheck disable=SC2064
+    trap "kill $plain_pid 2>/dev/null || true" EXIT
+    local i
+    for ((i = 0; i < 120; i++)); do
+        http_get "http://$HOST:$plain_port/moto-api/data.json" >/dev/null 2>&1 && break
+        kill -0 "$plain_pid" 2>/dev/null || die "moto_server did not start on port $plain_port"
+        sleep 0.25
+    done
+    local tries="${EMULATOR_PROVE_TRIES:-5}" detected=0 out
+    for ((i = 1; i <= tries; i++)); do
+        log "unpatched, run $i/$tries: expecting lost writes"
+        if out="$(cd "$ROOT" && AWS_ENDPOINT_URL="http://$HOST:$plain_port" "${test_cmd[@]}" 2>&1)"; then
+            log "no loss detected in this run"
+        elif grep -q "acknowledged writes are missing" <<<"$out"; then
+            grep -E "acknowledged writes are missing|race summary" <<<"$out" | sed 's/^/    /' >&2
+            detected=1
+            break
+        else
+            printf '%s\n' "$out" | tail -n 30 >&2
+            die "the race test failed against plain moto for another reason"
+        fi
+    done
+    kill "$plain_pid" 2>/dev/null || true
+    wait "$plain_pid" 2>/dev/null || true
+    trap - EXIT
+    ((detected)) || die "plain moto_server did not lose a write in $tries runs (the race is probabilistic; raise EMULATOR_PROVE_TRIES)"
+
+    local started=0
+    if ! healthy; then cmd_start; started=1; fi
+    log "patched (scripts/emulator/launch.py on $ENDPOINT): expecting no loss"
+    local status=0
+    (cd "$ROOT" && AWS_ENDPOINT_URL="$ENDPOINT" "${test_cmd[@]}" 2>&1 | grep -E "race summary|test result|panicked" >&2) || status=$?
+    ((started)) && cmd_stop
+    ((status == 0)) || die "the race test failed against the launcher"
+    log "proved: plain moto $MOTO_VERSION loses acknowledged writes; the launcher does not"
+}
+
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -257,5 +350,7 @@ case "${1:-}" in
     status) cmd_status ;;
     reset) cmd_reset ;;
     env) cmd_env ;;
+    stats) cmd_stats "${2:-}" ;;
+    prove-race) cmd_prove_race ;;
     *) usage ;;
 esac

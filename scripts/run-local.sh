@@ -12,4 +12,6 @@ bash scripts/emulator.sh install
 bash scripts/emulator.sh start
 eval "$(bash scripts/emulator.sh env)"
 export RUST_LOG="${RUST_LOG:-info}"
-exec cargo run -p dispatch-local --bin dispatch-local
+# On the way out (Ctrl-C included): "emulator: peak RSS X MiB, 5xx N" for the session.
+trap 'bash scripts/emulator.sh stats || true' EXIT
+cargo run -p dispatch-local --bin dispatch-local

@@ -46,66 +46,35 @@ async fn setup(name: &str) -> Env {
     Env { log: AuditLog::new(clients.dynamodb.clone(), &table, KEY.to_vec()), db: clients.dynamodb, table }
 }
 
-/// A pass-through proxy in front of the emulator that runs `TransactWriteItems` calls
-/// one at a time, and counts them.
-///
-/// DynamoDB executes transactions with serializable isolation. moto does not: it
-/// checks conditions and writes without a lock, and rolls a failed transaction back by
-/// restoring a whole-table snapshot taken before it started, which can erase another
-/// transaction committed in between. Under concurrent writers that loses events no
-/// matter what the caller does. Serialising only the transaction calls restores the
-/// isolation DynamoDB guarantees while keeping the race the audit log must handle:
-/// head reads stay concurrent, so writers still read the same head and their
-/// transactions still conflict and retry.
-struct TransactionSerialiser {
-    server: dispatch_local::http_server::Server,
+/// Counts the `TransactWriteItems` requests (every attempt) a client sends, to show
+/// that concurrent writers really collided and retried.
+#[derive(Debug, Default)]
+struct TransactionCounter {
     transactions: Arc<AtomicUsize>,
 }
 
-impl TransactionSerialiser {
-    async fn start() -> Self {
-        use dispatch_local::http_server::{handler, respond, serve_loopback};
-        let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_end_matches('/').to_string();
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        let transactions = Arc::new(AtomicUsize::new(0));
-        let http = reqwest::Client::new();
-        let counter = transactions.clone();
-        let server = serve_loopback(handler(move |req| {
-            let (lock, counter, http, upstream) = (lock.clone(), counter.clone(), http.clone(), upstream.clone());
-            async move {
-                let is_transaction = req.header("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
-                let _turn = if is_transaction {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    Some(lock.lock().await)
-                } else {
-                    None
-                };
-                let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-                let mut rb = http.request(req.method.clone(), format!("{upstream}{path}"));
-                for (name, value) in &req.headers {
-                    if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
-                        rb = rb.header(name, value);
-                    }
-                }
-                match rb.body(req.body.clone()).send().await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let content_type =
-                            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/x-amz-json-1.0").to_string();
-                        let body = resp.bytes().await.unwrap_or_default();
-                        respond(status, &content_type, body)
-                    }
-                    Err(e) => respond(502, "text/plain", format!("proxy: {e}")),
-                }
-            }
-        }))
-        .await
-        .expect("proxy listens");
-        Self { server, transactions }
+impl aws_sdk_dynamodb::config::Intercept for TransactionCounter {
+    fn name(&self) -> &'static str {
+        "TransactionCounter"
     }
 
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if context.request().headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems")) {
+            self.transactions.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl TransactionCounter {
     fn client(&self, base: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::from_conf(base.config().to_builder().endpoint_url(self.server.base_url()).build())
+        let counter = TransactionCounter { transactions: self.transactions.clone() };
+        aws_sdk_dynamodb::Client::from_conf(base.config().to_builder().interceptor(counter).build())
     }
 }
 
@@ -194,7 +163,9 @@ fn seqs(events: &[AuditEvent]) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_keep_each_chain_linear_and_gap_free() {
     let env = setup("audit-conc").await;
-    let proxy = TransactionSerialiser::start().await;
+    // The emulator (scripts/emulator/launch.py) isolates transactions as DynamoDB does;
+    // writers still read the same head concurrently, so their transactions conflict.
+    let proxy = TransactionCounter::default();
     let log = AuditLog::new(proxy.client(&env.db), &env.table, KEY.to_vec());
     let alpha = tenant("psap-alpha");
     let beta = tenant("psap-beta");
