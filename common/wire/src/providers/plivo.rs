@@ -1,4 +1,4 @@
-//! Plivo Messaging (`api.plivo.com`, API v1), `/work/shared/reference/providers.md` §5.
+//! Plivo Messaging (`api.plivo.com`, API v1), from Plivo's API reference.
 //!
 //! * Send: `POST {base}/v1/Account/{auth_id}/Message/`, JSON (`src`, `dst`, `text`,
 //!   `type` sms|mms, `url` + `method` for status callbacks, `media_urls`,

@@ -1,6 +1,6 @@
 //! Twilio Programmable Messaging (`api.twilio.com`, API version 2010-04-01).
 //!
-//! Wire facts and their sources are in `/work/shared/reference/providers.md` §1:
+//! Wire facts, from Twilio's API reference and its SDKs' tests:
 //!
 //! * Send: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded
 //!   (`To`, `From` | `MessagingServiceSid`, `Body`, repeated `MediaUrl`, `StatusCallback`,

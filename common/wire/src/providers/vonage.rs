@@ -1,4 +1,4 @@
-//! Vonage, two products behind two adapters (`/work/shared/reference/providers.md` §2):
+//! Vonage, two products behind two adapters (from Vonage's API references):
 //!
 //! * [`VonageSmsAdapter`]: the SMS API. `POST {base}/sms/json`, form-encoded, key and
 //!   secret as parameters; HTTP 200 even on failure, with one `messages[]` item per
