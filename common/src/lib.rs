@@ -11,6 +11,7 @@ pub mod error;
 pub mod handlers;
 pub mod inbound;
 pub mod media;
+pub mod metrics;
 pub mod observability;
 pub mod queue;
 pub mod runtime;

@@ -37,10 +37,28 @@ pub fn level_from_env() -> String {
     }
 }
 
+/// The SDK opens a debug-level span around every AWS call (`DynamoDB.GetItem`,
+/// `SQS.SendMessage`...). These directives turn on those spans only, not the SDK's
+/// own debug events, so each call's time shows in the logs as a span-close line.
+pub const AWS_CALL_SPANS: &str =
+    "aws_sdk_dynamodb::operation=debug,aws_sdk_sqs::operation=debug,aws_sdk_s3::operation=debug,aws_sdk_secretsmanager::operation=debug";
+
+/// The filter directives for a level, with the AWS call spans when
+/// `DISPATCH_TRACE_AWS_CALLS` is `true`, or when it is unset in Lambda (one short line
+/// per AWS call; `false` turns them off). Local runs stay quiet by default.
+pub fn directives_from_env() -> String {
+    let level = level_from_env();
+    let on = match std::env::var("DISPATCH_TRACE_AWS_CALLS") {
+        Ok(v) => v.eq_ignore_ascii_case("true") || v == "1",
+        Err(_) => std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+    };
+    if on { format!("{level},{AWS_CALL_SPANS}") } else { level }
+}
+
 /// Installs the process-wide subscriber from the environment, writing to stdout.
 pub fn init() {
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
-    let _ = tracing::subscriber::set_global_default(subscriber(LogFormat::from_env(), &level_from_env(), &function, std::io::stdout));
+    let _ = tracing::subscriber::set_global_default(subscriber(LogFormat::from_env(), &directives_from_env(), &function, std::io::stdout));
 }
 
 /// The subscriber for a format, level and function name, writing to `writer`.
@@ -55,6 +73,10 @@ where
         LogFormat::Text => Box::new(fmt.without_time().with_writer(writer).finish()),
         LogFormat::Json => Box::new(
             fmt.json()
+                // A line when a span closes, with `time.busy`/`time.idle`: the
+                // invocation, each provider call and (when enabled) each AWS call, so a
+                // slow send can be explained from its request id's lines.
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
@@ -148,8 +170,12 @@ mod tests {
         });
         let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines.len(), 2, "the event and the invocation span's close: {text}");
         let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+        let close: serde_json::Value = serde_json::from_str(lines[1]).expect("a JSON line");
+        assert_eq!(close["message"], "close");
+        assert_eq!(close["span"]["requestId"], "req-1");
+        assert!(close["time.busy"].is_string(), "{text}");
         assert_eq!(v["function"], "dispatch-submit");
         assert_eq!(v["level"], "INFO");
         assert_eq!(v["message"], "accepted");
@@ -158,6 +184,25 @@ mod tests {
         assert_eq!(v["to"], "+44*******456");
         assert_eq!(v["span"]["requestId"], "req-1");
         assert_eq!(v["span"]["xrayTraceId"], "Root=1-abc");
+    }
+
+    #[test]
+    fn aws_call_spans_close_with_their_time_and_sdk_debug_events_stay_out() {
+        let cap = Capture::default();
+        let w = cap.clone();
+        let directives = format!("info,{}", super::AWS_CALL_SPANS);
+        tracing::subscriber::with_default(subscriber(LogFormat::Json, &directives, "dispatch-send", move || w.clone()), || {
+            // What the SDK's generated operation code opens around a call.
+            let span = tracing::debug_span!(target: "aws_sdk_dynamodb::operation::get_item", "DynamoDB.GetItem", "rpc.service" = "DynamoDB", "rpc.method" = "GetItem");
+            let _g = span.enter();
+            tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "a chatty SDK event");
+        });
+        let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["message"], "close");
+        assert_eq!(lines[0]["span"]["rpc.method"], "GetItem");
+        assert!(lines[0]["time.busy"].is_string(), "{text}");
     }
 
     #[test]

@@ -1210,7 +1210,7 @@ mod tests {
             "TENANT_CALLBACK_QUEUE_URL",
             "ENABLED_PROVIDERS",
             "WEBHOOK_BASE_URL",
-            "RUST_LOG",
+            "METRICS_NAMESPACE",
             "AUDIT_HASH_KEY_SECRET_ID",
         ]
         .map(String::from)
@@ -1283,7 +1283,7 @@ mod tests {
         assert_eq!(env["SEND_PRIORITY_QUEUE_URL_VONAGE_MESSAGES"], "http://q/SendPriorityQueueVonageMessages");
         assert_eq!(env["ENABLED_PROVIDERS"], "sandbox,twilio");
         assert_eq!(env["WEBHOOK_BASE_URL"], "");
-        assert_eq!(env["RUST_LOG"], "info");
+        assert!(env["METRICS_NAMESPACE"].starts_with("dispatch/"), "{}", env["METRICS_NAMESPACE"]);
 
         let fns = ctx.functions().unwrap();
         let send = &fns["SendVonageSmsFunction"];

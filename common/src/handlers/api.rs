@@ -14,6 +14,7 @@
 //! - `GET  /v1/escalations`, `POST /v1/escalations/{message_id}/ack` — missed delivery
 //!   deadlines for operators to act on
 
+use crate::metrics::{self, Dim, Metric};
 use super::Deps;
 use crate::audit::{AuditAction, AuditFilter, NewAuditEvent};
 use crate::auth::{authenticate, Caller, Role};
@@ -214,6 +215,8 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
                 other => store_err(other),
             })?;
             deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(AuditAction::EscalationAcknowledged)).message_id(id).category(crate::domain::ContentCategory::parse(e.category.as_str()).unwrap_or_else(|_| crate::domain::ContentCategory::general()))).await;
+            let category = crate::domain::ContentCategory::parse(e.category.as_str()).map(|c| metrics::category(&c)).unwrap_or("other");
+            metrics::count(Metric::EscalationsAcknowledged, &[(Dim::Category, category)]);
             Ok((200, serde_json::to_value(e).unwrap_or_default()))
         }
         (_, ["v1", "messages"]) | (_, ["v1", "messages", ..]) | (_, ["v1", "admin", ..]) | (_, ["v1", "escalations", ..]) | (_, ["v1", "audit", ..]) => {
@@ -412,6 +415,15 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
 }
 
 async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
+    let out = submit_checked(deps, req, caller, now).await;
+    if let Err(e) = &out
+        && (400..500).contains(&e.status) {
+            metrics::count(Metric::MessagesRejected, &[(Dim::Reason, metrics::reason(&e.code))]);
+        }
+    out
+}
+
+async fn submit_checked(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
     require(caller.role.can_submit(), "sender, operator or admin")?;
     let idem = match req.headers().get("idempotency-key") {
         None => None,
@@ -534,6 +546,7 @@ pub async fn accept(
         CreateOutcome::Existing { message_id, request_hash } => Ok(Accepted::Existing { message_id, request_hash }),
         CreateOutcome::Created => {
             tracing::info!(message_id = %m.id, tenant = %m.tenant, category = %m.category, to = %m.to.masked(), segments = m.segments, "accepted");
+            metrics::count(Metric::MessagesAccepted, &[(Dim::Category, metrics::category(&m.category)), (Dim::Lane, metrics::lane(m.priority))]);
             let mut ev = NewAuditEvent::new(AuditAction::MessageSubmitted)
                 .message_id(m.id)
                 .category(m.category.clone())

@@ -7,6 +7,7 @@
 //! with one `v1=` per active secret during rotation. The tenant's secret in Secrets
 //! Manager is either a plain string or `{"secrets": ["<current>", "<previous>"]}`.
 
+use crate::metrics::{self, Dim, Metric};
 use super::{BatchFailures, Deps};
 use crate::domain::message::{EventSource, Message};
 use crate::queue::TenantCallbackJob;
@@ -143,6 +144,10 @@ async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
         Err(e) if e.is_timeout() => Err("timed out".to_string()),
         Err(_) => Err("could not connect".to_string()),
     };
+    if outcome.is_err() {
+        let final_attempt = if job.attempt < MAX_ATTEMPTS { "retrying" } else { "given_up" };
+        metrics::count(Metric::TenantCallbackFailures, &[(Dim::Reason, final_attempt)]);
+    }
     match outcome {
         Ok(status) => {
             record(deps, job, format!("tenant callback delivered (HTTP {status}, attempt {})", job.attempt)).await;

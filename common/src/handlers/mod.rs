@@ -101,6 +101,7 @@ impl Deps {
     ) -> Result<crate::store::TransitionOutcome, StoreError> {
         let out = self.store.transition(id, change, self.clock.now()).await?;
         if let crate::store::TransitionOutcome::Applied(m) = &out {
+            self.count_status(m).await;
             callbacks::enqueue(self, m, callbacks::status_body(m, self.clock.now())).await;
             let mut ev = crate::audit::NewAuditEvent::new(crate::audit::AuditAction::StatusChanged)
                 .message_id(m.id)
@@ -119,6 +120,33 @@ impl Deps {
             self.audit(&m.tenant, ev).await;
         }
         Ok(out)
+    }
+
+    /// The delivery funnel: one metric per state reached, by provider kind, category
+    /// and lane (the tenant's account name would be unbounded; its kind is not).
+    async fn count_status(&self, m: &crate::domain::message::Message) {
+        use crate::domain::DeliveryStatus as S;
+        use crate::metrics::{self, Dim, Metric};
+        let metric = match m.status {
+            S::Sent => Metric::MessagesSent,
+            S::Delivered => Metric::MessagesDelivered,
+            S::Undelivered => Metric::MessagesUndelivered,
+            S::Failed => Metric::MessagesFailed,
+            S::Expired => Metric::MessagesExpired,
+            _ => return,
+        };
+        let kind = match &m.provider {
+            // Cached for the invocation's tenant: no extra read on the hot path.
+            Some(account) => match self.tenant(&m.tenant).await {
+                Ok(Some(cfg)) => cfg.provider(account).map(|p| p.kind.as_str()).unwrap_or("unknown"),
+                _ => "unknown",
+            },
+            None => "none",
+        };
+        metrics::count(
+            metric,
+            &[(Dim::Provider, kind), (Dim::Category, metrics::category(&m.category)), (Dim::Lane, metrics::lane(m.priority))],
+        );
     }
 
     /// The audit log, built on first use with the platform's recipient-hash key.

@@ -163,6 +163,10 @@ async fn escalate(deps: &Deps, m: &Message, deadline: u32, receipt_window_secs: 
         )
         .await?;
     if created {
+        crate::metrics::count(
+            crate::metrics::Metric::EscalationsRaised,
+            &[(crate::metrics::Dim::Category, crate::metrics::category(&m.category)), (crate::metrics::Dim::Lane, crate::metrics::lane(m.priority))],
+        );
         tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, "delivery deadline missed; escalated");
         super::callbacks::enqueue(deps, m, super::callbacks::escalation_body(m, deadline, now)).await;
     }
@@ -245,9 +249,20 @@ async fn surface_dead_letters(deps: &Deps) -> usize {
             tracing::error!(queue = %dl.queue, "dead-lettered record names no message; removed after logging");
         }
         let _ = deps.queues.client().delete_message().queue_url(&dl.queue_url).receipt_handle(&dl.receipt_handle).send().await;
+        crate::metrics::count(crate::metrics::Metric::DeadLettersSurfaced, &[(crate::metrics::Dim::Queue, dead_letter_queue_kind(&dl.queue))]);
         n += 1;
     }
     n
+}
+
+/// A DLQ's name as a bounded dimension value: `SEND_DLQ_<P>` names are per provider
+/// kind (bounded); anything unexpected folds into `other`.
+fn dead_letter_queue_kind(name: &str) -> &str {
+    match name {
+        "ROUTE_DLQ" | "TENANT_CALLBACK_DLQ" => name,
+        n if n.starts_with("SEND_DLQ_") && n.len() <= 40 => n,
+        _ => "other",
+    }
 }
 
 /// Moves dead-lettered records back to their source queue (`dispatchctl dlq redrive`).

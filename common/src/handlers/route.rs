@@ -144,6 +144,10 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
         media_count: m.media.len(),
     };
     let unhealthy = unhealthy_accounts(deps, &cfg).await?;
+    for account in &unhealthy {
+        let kind = cfg.provider(account).map(|p| p.kind.as_str()).unwrap_or("unknown");
+        crate::metrics::count(crate::metrics::Metric::CircuitOpen, &[(crate::metrics::Dim::Provider, kind)]);
+    }
     let decision = decide(deps, &cfg, &creds, &unhealthy, &facts, &exclude);
     let Some(chosen) = decision.chosen().cloned() else {
         // Only open circuits stand in the way: wait for them to close rather than

@@ -18,7 +18,9 @@ use crate::providers::{http, OutboundMessage, ProviderKind, SendError};
 use crate::queue::{RouteJob, SendJob};
 use crate::store::{Change, TransitionOutcome};
 use crate::time::{iso8601, parse_iso8601};
+use crate::metrics::{self, Dim, Metric};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tracing::Instrument;
 
 pub async fn handle_batch(deps: &Deps, kind: ProviderKind, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = BatchFailures::default();
@@ -114,14 +116,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         status_callback_url: status_callback_url(&deps.cfg.webhook_base_url, kind, &m, &provider_id),
         validity_secs: validity,
     };
-    let a = adapter(kind);
-    let result = match a.build_send(&creds, &out) {
-        Ok(req) => match http::execute(deps.http(), &req).await {
-            Ok(resp) => a.parse_send_response(&resp),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let result = call_provider(deps, kind, &creds, &out, m.attempts).await;
     let now = deps.clock.now();
     // Feed the circuit breaker: only transient failures count against a provider
     // (a permanent error is about the message, not the provider's health).
@@ -156,6 +151,11 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
             if let Err(e) = crate::inbound::remember_outbound(&deps.media, &m.tenant, &m.to, m.id, now).await {
                 tracing::warn!(message_id = %m.id, error = %e, "could not remember the last outbound message for reply linking");
             }
+            metrics::emit(
+                Metric::SegmentsSent,
+                f64::from(m.segments.max(1)),
+                &[(Dim::Provider, kind.as_str()), (Dim::Category, metrics::category(&m.category))],
+            );
             tracing::info!(message_id = %m.id, provider = %kind, attempt = m.attempts, "sent");
         }
         Err(e) => {
@@ -166,6 +166,46 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// One provider API call (build → execute → parse), inside a `provider_call` span so a
+/// slow send shows where its time went, with its latency and outcome as metrics.
+async fn call_provider(
+    deps: &Deps,
+    kind: ProviderKind,
+    creds: &crate::providers::Credentials,
+    out: &OutboundMessage,
+    attempt: u32,
+) -> Result<crate::providers::SendAccepted, SendError> {
+    let span = tracing::info_span!("provider_call", provider = %kind, attempt, http_status = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
+    async {
+        let a = adapter(kind);
+        let req = a.build_send(creds, out)?;
+        let started = std::time::Instant::now();
+        let resp = http::execute(deps.http(), &req).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let span = tracing::Span::current();
+        span.record("elapsed_ms", elapsed_ms.round() as u64);
+        if let Ok(r) = &resp {
+            span.record("http_status", r.status);
+        }
+        let result = resp.and_then(|r| a.parse_send_response(&r));
+        let provider = [(Dim::Provider, kind.as_str())];
+        metrics::count(Metric::ProviderCalls, &provider);
+        metrics::emit(Metric::ProviderLatency, elapsed_ms, &provider);
+        if let Err(e) = &result {
+            let class = match e {
+                SendError::Credentials(_) => "credentials",
+                e if e.is_transient() => "transient",
+                _ => "permanent",
+            };
+            metrics::count(Metric::ProviderErrors, &[(Dim::Provider, kind.as_str()), (Dim::ErrorClass, class)]);
+        }
+        tracing::debug!(outcome = if result.is_ok() { "accepted" } else { "error" }, "provider call finished");
+        result
+    }
+    .instrument(span)
+    .await
 }
 
 /// Applies the retry policy to a failed attempt: retry on the same provider with
@@ -195,6 +235,8 @@ async fn retry_or_fail(deps: &Deps, m: &Message, policy: &crate::tenant::RetryPo
         format!("attempt {} on {provider} failed ({e}); retrying in {backoff}s", m.attempts)
     };
     let failed_provider = provider.clone();
+    let kind = deps.tenant(&m.tenant).await?.and_then(|c| c.provider(&provider).map(|p| p.kind.as_str())).unwrap_or("unknown");
+    metrics::count(if failover { Metric::Failovers } else { Metric::Retries }, &[(Dim::Provider, kind)]);
     let change = Change::to(DeliveryStatus::Retrying, EventSource::Send).reason(reason).error_code(code).edit(move |n: &mut Message| {
         if failover && !n.failed_providers.contains(&failed_provider) {
             n.failed_providers.push(failed_provider);

@@ -12,6 +12,7 @@ use crate::audit::{AuditAction, NewAuditEvent};
 use crate::domain::message::EventSource;
 use crate::domain::{MessageId, ProviderMessageId, TenantId};
 use crate::error::StoreError;
+use crate::metrics::{self, Dim, Metric};
 use crate::providers::registry::adapter;
 use crate::providers::{Callback, ProviderKind, StatusUpdate};
 use crate::signatures::WebhookRequest;
@@ -97,10 +98,12 @@ async fn handle_verified(
     let account_cfg = cfg.as_ref().and_then(|c| c.provider(account)).filter(|p| p.kind == kind && p.enabled);
     let (Some(_cfg), Some(tp)) = (cfg.as_ref(), account_cfg) else {
         tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = "unknown account", "callback refused");
+        rejected(kind, "unknown_account");
         return Ok(respond(404, "unknown_account", "No such provider account for this tenant."));
     };
     if !deps.cfg.enabled_providers.contains(&kind) {
         tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = "provider not enabled", "callback refused");
+        rejected(kind, "provider_not_enabled");
         return Ok(respond(404, "unknown_account", "No such provider account for this tenant."));
     }
     let creds = match deps.secrets.credentials(kind, &tp.secret_id).await {
@@ -112,8 +115,10 @@ async fn handle_verified(
         }
     };
     let a = adapter(kind);
+    metrics::count(Metric::CallbacksReceived, &[(Dim::Provider, kind.as_str())]);
     if let Err(e) = a.verify_callback(&creds, wreq, now.timestamp()) {
         tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = e.code(), detail = %e, "forged or malformed callback refused");
+        rejected(kind, e.code());
         deps.audit(tenant, NewAuditEvent::new(AuditAction::CallbackRejected).provider(account.to_string()).detail(format!("{kind}: {e}"))).await;
         return Ok(respond(401, e.code(), "Callback signature not valid."));
     }
@@ -121,6 +126,7 @@ async fn handle_verified(
     if let Some(key) = &replay
         && !deps.store.claim_once(key, now.timestamp() + REPLAY_WINDOW_SECS).await? {
             tracing::warn!(security = "callback_replayed", provider = %kind, tenant = %tenant, "replayed callback refused");
+            rejected(kind, "replayed");
             return Ok(respond(401, "replayed", "This callback was already received."));
         }
     let parsed = match a.parse_callback(wreq) {
@@ -173,6 +179,11 @@ async fn handle_verified(
     Ok(respond(200, "ok", "Recorded."))
 }
 
+/// Counts a refused callback by provider kind and reason code.
+fn rejected(kind: ProviderKind, reason: &str) {
+    metrics::count(Metric::CallbacksRejected, &[(Dim::Provider, kind.as_str()), (Dim::Reason, metrics::reason(reason))]);
+}
+
 async fn apply_status(
     deps: &Deps,
     kind: ProviderKind,
@@ -214,6 +225,7 @@ async fn apply_status(
     match deps.apply(id, change).await? {
         TransitionOutcome::Applied(m) => tracing::info!(message_id = %m.id, status = %m.status, provider = %kind, "status updated"),
         TransitionOutcome::Recorded { current, verdict } => {
+            metrics::count(Metric::CallbacksDuplicate, &[(Dim::Provider, kind.as_str())]);
             tracing::info!(message_id = %current.id, status = %current.status, proposed = %u.status, verdict = ?verdict, "late or duplicate receipt recorded, state unchanged")
         }
     }

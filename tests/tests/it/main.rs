@@ -4,6 +4,7 @@
 
 mod audit;
 mod audit_trail;
+mod emf_metrics;
 mod emulator;
 mod example_tenants;
 mod json_logs;
