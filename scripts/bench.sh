@@ -25,6 +25,8 @@
 # the latency figures. Default: shared for --tiny, private for the full run. The
 # emulator's health over the run (peak RSS, 5xx answered) ends up in emulator.json and
 # the summary; on the shared emulator those counters include everyone's traffic.
+# BENCH_EMULATOR=unpatched starts a private plain moto_server instead (the "before"
+# column of BENCHMARKS.md: it loses writes and grows by GBs; watch its memory).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,9 +79,13 @@ cleanup() {
     if [[ $started_here == 1 ]]; then bash scripts/emulator.sh stop || true; fi
 }
 trap cleanup EXIT
-if [[ $EMULATOR == private ]]; then
+if [[ $EMULATOR == private || $EMULATOR == unpatched ]]; then
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-    (cd "$OUT/logs" && exec "$ROOT/.venv/emulator/bin/python" "$ROOT/scripts/emulator/launch.py" -H 127.0.0.1 -p "$port" >"$OUT/logs/moto-private.log" 2>&1) &
+    if [[ $EMULATOR == unpatched ]]; then
+        (cd "$OUT/logs" && exec "$ROOT/.venv/emulator/bin/moto_server" -H 127.0.0.1 -p "$port" >"$OUT/logs/moto-private.log" 2>&1) &
+    else
+        (cd "$OUT/logs" && exec "$ROOT/.venv/emulator/bin/python" "$ROOT/scripts/emulator/launch.py" -H 127.0.0.1 -p "$port" >"$OUT/logs/moto-private.log" 2>&1) &
+    fi
     private_pid=$!
     for _ in $(seq 1 240); do
         curl -fsS --max-time 3 "http://127.0.0.1:$port/moto-api/data.json" >/dev/null 2>&1 && break
