@@ -51,8 +51,8 @@ pub fn tenant() -> TenantConfig {
         "tenant": "bench-tenant",
         "default_region": "US",
         "providers": [
-            {"id": "sandbox-main", "kind": "sandbox", "secret_id": "dispatch/bench-tenant/sandbox-main"},
-            {"id": "twilio-main", "kind": "twilio", "secret_id": "dispatch/bench-tenant/twilio-main"}
+            {"id": "sandbox-main", "kind": "sandbox", "secret_id": "dispatch/bench-tenant/sandbox/main"},
+            {"id": "twilio-main", "kind": "twilio", "secret_id": "dispatch/bench-tenant/twilio/main"}
         ],
         "senders": [
             {"sender": "+12015550100", "provider": "sandbox-main"},

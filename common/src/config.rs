@@ -26,6 +26,10 @@ pub struct PlatformConfig {
     pub dead_letter_queues: Vec<(String, String)>,
     /// Secrets Manager id of the platform secret keying recipient hashes in the audit trail.
     pub audit_key_secret_id: String,
+    /// `LOOPBACK_CALLBACKS=allow`, set by the local runner only: tenant callbacks may
+    /// go to plain-http loopback receivers. Never set in a deployment, where a loopback
+    /// URL would reach the Lambda Runtime API or other in-sandbox endpoints.
+    pub loopback_callbacks: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,7 @@ impl PlatformConfig {
             provider_timeout: secs("PROVIDER_TIMEOUT_SECS", 10)?,
             dead_letter_queues: dead_letter_queues(&get),
             audit_key_secret_id: get("AUDIT_HASH_KEY_SECRET_ID").unwrap_or_default(),
+            loopback_callbacks: get("LOOPBACK_CALLBACKS").is_some_and(|v| v == "allow"),
         })
     }
 

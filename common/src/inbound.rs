@@ -593,8 +593,12 @@ fn classify_reqwest(e: reqwest::Error) -> FetchError {
     }
 }
 
-/// Scheme and literal-address checks for a media URL (hostnames are checked after
-/// resolution by [`PublicOnly`]).
+/// Scheme and literal-address checks for a URL we fetch from or post to (hostnames
+/// are checked again after resolution by [`PublicOnly`]).
+pub fn check_public_url(u: &url::Url, allow_local: bool) -> Result<(), String> {
+    check_url(u, allow_local)
+}
+
 fn check_url(u: &url::Url, allow_local: bool) -> Result<(), String> {
     match (u.scheme(), allow_local) {
         ("https", _) | ("http", true) => {}
@@ -643,7 +647,7 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
 
 /// Resolves hostnames and keeps only public addresses (no SSRF into the VPC,
 /// loopback or link-local metadata endpoints via DNS).
-struct PublicOnly;
+pub(crate) struct PublicOnly;
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
@@ -932,7 +936,7 @@ mod tests {
     fn tenant_cfg(exempt: &[&str]) -> TenantConfig {
         serde_json::from_value(serde_json::json!({
             "tenant": "acme", "display_name": "Acme Council", "default_region": "US",
-            "providers": [{"id": "p", "kind": "sandbox", "secret_id": "dispatch/acme/p"}],
+            "providers": [{"id": "p", "kind": "sandbox", "secret_id": "dispatch/acme/sandbox/p"}],
             "senders": [{"sender": "+12015550100", "provider": "p"}],
             "routing": [{"name": "all", "providers": ["p"]}],
             "categories": {"opt_out_exempt": exempt},

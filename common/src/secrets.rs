@@ -2,14 +2,54 @@
 //! memory with a TTL: not one fetch per message, and a rotation is picked up within
 //! the TTL. Values are never logged.
 
+use crate::domain::TenantId;
 use crate::providers::{credentials::CredentialError, Credentials, ProviderKind};
 use aws_sdk_secretsmanager::Client;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Whose secret a tenant configuration may name: provider credentials live under
+/// `dispatch/<tenant>/<provider kind>/…`, tenant callback keys under
+/// `dispatch/<tenant>/callback/…`. One tenant can therefore never point its config at
+/// another tenant's account (or at another provider's credentials), and IAM can scope
+/// each function to the kinds it serves (`dispatch/*/<kind>/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretScope {
+    Provider(ProviderKind),
+    Callback,
+}
+
+impl SecretScope {
+    fn segment(self) -> &'static str {
+        match self {
+            Self::Provider(k) => k.as_str(),
+            Self::Callback => "callback",
+        }
+    }
+
+    /// The prefix every secret of this scope must start with for `tenant`.
+    pub fn prefix(self, tenant: &TenantId) -> String {
+        format!("dispatch/{tenant}/{}/", self.segment())
+    }
+
+    /// Whether `secret_id` is a secret name inside this tenant's scope: the prefix,
+    /// then a non-empty name of Secrets Manager's name characters (no `..`-style
+    /// tricks are possible: `/` only separates, and the prefix is compared exactly).
+    pub fn contains(self, tenant: &TenantId, secret_id: &str) -> bool {
+        let Some(name) = secret_id.strip_prefix(self.prefix(tenant).as_str()) else { return false };
+        !name.is_empty()
+            && secret_id.len() <= 512
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+            && !name.split('/').any(str::is_empty)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
+    /// Refused before any fetch: the id lies outside the tenant's own prefix.
+    #[error("secret id is outside this tenant's {0}")]
+    OutOfScope(String),
     #[error("secret {0} does not exist")]
     NotFound(String),
     #[error("secret {0} has no string value")]
@@ -51,8 +91,23 @@ impl SecretCache {
         self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// A platform secret named by the deployment (not by a tenant), e.g. the audit key.
+    pub async fn platform_string(&self, secret_id: &str) -> Result<String, SecretError> {
+        self.get_string(secret_id).await
+    }
+
+    /// A tenant secret, fetched only when `secret_id` is inside `tenant`'s `scope`.
+    /// Every tenant-named secret goes through here, so no code path can read outside
+    /// the tenant's prefix even if a stored config predates validation.
+    pub async fn tenant_string(&self, tenant: &TenantId, scope: SecretScope, secret_id: &str) -> Result<String, SecretError> {
+        if !scope.contains(tenant, secret_id) {
+            return Err(SecretError::OutOfScope(format!("{}* prefix", scope.prefix(tenant))));
+        }
+        self.get_string(secret_id).await
+    }
+
     /// The raw secret string, from cache while fresh.
-    pub async fn get_string(&self, secret_id: &str) -> Result<String, SecretError> {
+    async fn get_string(&self, secret_id: &str) -> Result<String, SecretError> {
         if let Some((at, v)) = self.entries.lock().expect("cache lock").get(secret_id)
             && at.elapsed() < self.ttl {
                 return Ok(v.clone());
@@ -70,14 +125,45 @@ impl SecretCache {
         Ok(value)
     }
 
-    /// Credentials for `kind` from `secret_id`, parsed (fail closed on any problem).
-    pub async fn credentials(&self, kind: ProviderKind, secret_id: &str) -> Result<Credentials, SecretError> {
-        let raw = self.get_string(secret_id).await?;
+    /// `tenant`'s credentials for `kind` from `secret_id`, parsed (fail closed on any
+    /// problem, an id outside `dispatch/<tenant>/<kind>/` included).
+    pub async fn credentials(&self, tenant: &TenantId, kind: ProviderKind, secret_id: &str) -> Result<Credentials, SecretError> {
+        let raw = self.tenant_string(tenant, SecretScope::Provider(kind), secret_id).await?;
         Ok(Credentials::parse(kind, &raw)?)
     }
 
     /// Drops a cached value (after a provider says the credentials are wrong).
     pub fn invalidate(&self, secret_id: &str) {
         self.entries.lock().expect("cache lock").remove(secret_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SecretScope;
+    use crate::domain::TenantId;
+    use crate::providers::ProviderKind;
+
+    #[test]
+    fn only_the_tenants_own_prefix_for_the_kind_is_in_scope() {
+        let a = TenantId::parse("psap-north").unwrap();
+        let twilio = SecretScope::Provider(ProviderKind::Twilio);
+        assert!(twilio.contains(&a, "dispatch/psap-north/twilio/main"));
+        assert!(twilio.contains(&a, "dispatch/psap-north/twilio/backup/2026"));
+        for other in [
+            "dispatch/psap-south/twilio/main",     // another tenant
+            "dispatch/psap-north/telnyx/main",     // another provider's credentials
+            "dispatch/psap-north/callback/main",   // the callback key
+            "dispatch/psap-north/twilio/",         // no name
+            "dispatch/psap-north/twilio//x",       // empty segment
+            "dispatch/psap-north-x/twilio/main",   // a tenant whose id extends ours
+            "dispatch/psap-north/twilio/a b",      // not a secret name character
+            "arn:aws:secretsmanager:eu-west-2:1:secret:dispatch/psap-south/twilio/main",
+            "dispatch/psap-north/main",
+        ] {
+            assert!(!twilio.contains(&a, other), "{other}");
+        }
+        assert!(SecretScope::Callback.contains(&a, "dispatch/psap-north/callback/cad"));
+        assert!(!SecretScope::Callback.contains(&a, "dispatch/psap-south/callback/cad"));
     }
 }

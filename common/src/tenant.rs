@@ -3,6 +3,7 @@
 
 use crate::domain::{ContentCategory, MessageId, MessageKind, SenderId, TenantId, E164};
 use crate::providers::{Capabilities, ProviderKind};
+use crate::secrets::SecretScope;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -345,9 +346,15 @@ impl TenantConfig {
         self.delivery.validity_secs.get(c.as_str()).copied().unwrap_or(self.delivery.default_validity_secs)
     }
 
-    /// Validates the whole configuration; a bad config is refused whole with every
-    /// problem listed.
+    /// Validates the whole configuration for a deployment; a bad config is refused
+    /// whole with every problem listed.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        self.validate_for(CallbackTargets::PublicHttpsOnly)
+    }
+
+    /// Validates with the deployment's callback rule (the local runner allows
+    /// loopback receivers, see [`crate::config::PlatformConfig::loopback_callbacks`]).
+    pub fn validate_for(&self, targets: CallbackTargets) -> Result<(), Vec<FieldError>> {
         let mut errs = Vec::new();
         let mut err = |field: String, message: &str| errs.push(FieldError { field, message: message.into() });
         if !crate::domain::phone::is_valid_region(&self.default_region) {
@@ -361,8 +368,14 @@ impl TenantConfig {
             if !ids.insert(p.id.as_str()) {
                 err(format!("providers[{i}].id"), "duplicate provider id");
             }
-            if !p.secret_id.starts_with("dispatch/") || p.secret_id.len() <= "dispatch/".len() {
-                err(format!("providers[{i}].secret_id"), "name the Secrets Manager secret with this account's credentials; it must start with dispatch/ (the functions may read nothing else)");
+            if !SecretScope::Provider(p.kind).contains(&self.tenant, &p.secret_id) {
+                err(
+                    format!("providers[{i}].secret_id"),
+                    &format!(
+                        "name the Secrets Manager secret with this account's credentials under {}<name> (a tenant's provider secrets live under its own id and the provider kind; nothing else is readable)",
+                        SecretScope::Provider(p.kind).prefix(&self.tenant)
+                    ),
+                );
             }
         }
         for (i, s) in self.senders.iter().enumerate() {
@@ -430,13 +443,34 @@ impl TenantConfig {
             }
         }
         if let Some(cb) = &self.callback {
+            let allow_loopback = targets == CallbackTargets::LoopbackAllowed;
             match url::Url::parse(&cb.url) {
-                Ok(u) if u.scheme() == "https" || is_loopback(&u) => {}
-                _ => err("callback.url".into(), "must be an https URL"),
+                Ok(u) if allow_loopback && is_loopback(&u) => {}
+                Ok(u) => {
+                    if let Err(why) = crate::inbound::check_public_url(&u, false) {
+                        err("callback.url".into(), &format!("must be a public https URL ({why})"));
+                    }
+                }
+                Err(_) => err("callback.url".into(), "must be a public https URL"),
+            }
+            if !SecretScope::Callback.contains(&self.tenant, &cb.secret_id) {
+                err(
+                    "callback.secret_id".into(),
+                    &format!("name the signing secret under {}<name>", SecretScope::Callback.prefix(&self.tenant)),
+                );
             }
         }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
+}
+
+/// Where a tenant's status callbacks may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackTargets {
+    /// Public addresses over https only (every deployment).
+    PublicHttpsOnly,
+    /// Also plain http to 127.0.0.1 / localhost / [::1] (the local runner).
+    LoopbackAllowed,
 }
 
 fn is_loopback(u: &url::Url) -> bool {

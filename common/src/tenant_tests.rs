@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 const TWILIO: &str = "twilio-primary";
 const VONAGE: &str = "vonage-backup";
+const CB: &str = "dispatch/psap-north/callback/cad";
 const TELNYX: &str = "telnyx-mms";
 
 const TWILIO_NUMBER: &str = "+447400000001";
@@ -31,7 +32,7 @@ fn sender(s: &str) -> SenderId {
 }
 
 fn provider(id: &str, kind: ProviderKind) -> TenantProvider {
-    TenantProvider { id: id.into(), kind, secret_id: format!("dispatch/psap-north/{id}"), enabled: true, backup_only: false }
+    TenantProvider { id: id.into(), kind, secret_id: format!("dispatch/psap-north/{}/{id}", kind.as_str()), enabled: true, backup_only: false }
 }
 
 fn identity(s: &str, provider: &str) -> SenderIdentity {
@@ -632,7 +633,7 @@ fn credentials_gate() {
     let c = refused_alone(&config(), &w, &Msg::sms("+447400123456"), TWILIO);
     let (gate, detail) = failed_gate(&c).unwrap();
     assert_eq!(gate, Gate::Credentials);
-    assert_eq!(detail, "secret dispatch/psap-north/twilio-primary is missing auth_token");
+    assert_eq!(detail, "secret dispatch/psap-north/twilio/twilio-primary is missing auth_token");
     assert_eq!(chosen_id(&w.route(&config(), &Msg::sms("+447400123456"))), Some(VONAGE));
 }
 
@@ -842,7 +843,7 @@ fn refusal_reason_names_each_provider_and_its_gate() {
         d.refusal_reason(),
         "no eligible provider: \
          twilio-primary: PlatformOptIn gate failed (twilio is not enabled in this deployment's ENABLED_PROVIDERS); \
-         vonage-backup: Credentials gate failed (secret dispatch/psap-north/vonage-backup is missing auth_token); \
+         vonage-backup: Credentials gate failed (secret dispatch/psap-north/vonage-sms/vonage-backup is missing auth_token); \
          telnyx-mms: Health gate failed (circuit open: recent failures)"
     );
 }
@@ -885,7 +886,7 @@ fn a_good_config_validates() {
     ];
     cfg.categories.extra = vec![cat("road_closures")];
     cfg.delivery.allowed_countries = vec!["GB".into(), "US".into()];
-    cfg.callback = Some(TenantCallback { url: "https://psap.example/dispatch/callbacks".into(), secret_id: "cb".into() });
+    cfg.callback = Some(TenantCallback { url: "https://psap.example/dispatch/callbacks".into(), secret_id: "dispatch/psap-north/callback/cad".into() });
     assert_eq!(cfg.validate(), Ok(()));
 }
 
@@ -913,7 +914,7 @@ fn a_bad_config_is_refused_whole_with_every_error_field_by_field() {
             ..rule("gb", &[TWILIO])
         },
     ];
-    cfg.callback = Some(TenantCallback { url: "http://psap.example/hook".into(), secret_id: "cb".into() });
+    cfg.callback = Some(TenantCallback { url: "http://psap.example/hook".into(), secret_id: "dispatch/psap-north/callback/cad".into() });
     let errs = cfg.validate().unwrap_err();
     assert_eq!(
         fields(&errs),
@@ -931,7 +932,7 @@ fn a_bad_config_is_refused_whole_with_every_error_field_by_field() {
     let msg = |f: &str| errs.iter().find(|e| e.field == f).unwrap().message.as_str();
     assert_eq!(msg("providers[3].id"), "duplicate provider id");
     assert_eq!(msg("routing[0].providers[1]"), "names no provider of this tenant");
-    assert_eq!(msg("callback.url"), "must be an https URL");
+    assert_eq!(msg("callback.url"), "must be a public https URL (scheme http not allowed)");
     assert!(msg("routing[1].match.categories[1]").contains("categories.extra"));
     // Every message is non-empty and speaks to the field.
     assert!(errs.iter().all(|e| !e.message.is_empty()));
@@ -974,10 +975,25 @@ fn each_problem_is_reported_on_its_own_field() {
         ("delivery.max_segments", |c| c.delivery.max_segments = 0),
         ("retry", |c| c.retry.max_attempts = 0),
         ("retry", |c| c.retry.attempts_per_provider = 0),
-        ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://psap.example/cb".into(), secret_id: "s".into() })),
-        ("callback.url", |c| c.callback = Some(TenantCallback { url: "ftp://psap.example/cb".into(), secret_id: "s".into() })),
-        ("callback.url", |c| c.callback = Some(TenantCallback { url: "not a url".into(), secret_id: "s".into() })),
-        ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://10.0.0.1/cb".into(), secret_id: "s".into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://psap.example/cb".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "ftp://psap.example/cb".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "not a url".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://10.0.0.1/cb".into(), secret_id: CB.into() })),
+        // Outside the local runner nothing inward is a callback target (the Lambda
+        // Runtime API listens on 127.0.0.1:9001; instance metadata on 169.254.169.254).
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://localhost:8080/cb".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "https://localhost/cb".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "https://[::1]/cb".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "https://169.254.169.254/latest/meta-data".into(), secret_id: CB.into() })),
+        ("callback.url", |c| c.callback = Some(TenantCallback { url: "https://user:pw@psap.example/cb".into(), secret_id: CB.into() })),
+        // Secrets only under the tenant's own prefix, per provider kind.
+        ("callback.secret_id", |c| c.callback = Some(TenantCallback { url: "https://psap.example/cb".into(), secret_id: "dispatch/psap-south/callback/cad".into() })),
+        ("callback.secret_id", |c| c.callback = Some(TenantCallback { url: "https://psap.example/cb".into(), secret_id: "dispatch/psap-north/twilio/twilio-primary".into() })),
+        ("providers[0].secret_id", |c| c.providers[0].secret_id = "dispatch/psap-south/twilio/main".into()),
+        ("providers[0].secret_id", |c| c.providers[0].secret_id = "dispatch/psap-north/telnyx/main".into()),
+        ("providers[0].secret_id", |c| c.providers[0].secret_id = "dispatch/psap-north/callback/cad".into()),
+        ("providers[0].secret_id", |c| c.providers[0].secret_id = "arn:aws:secretsmanager:eu-west-2:1:secret:dispatch/psap-south/twilio/x".into()),
     ];
     for (field, break_it) in cases {
         let mut cfg = config();
@@ -985,6 +1001,20 @@ fn each_problem_is_reported_on_its_own_field() {
         let errs = cfg.validate().expect_err(field);
         assert_eq!(fields(&errs), [*field], "{errs:?}");
     }
+}
+
+#[test]
+fn the_local_runner_alone_may_call_back_to_loopback() {
+    for url in ["http://localhost:8080/cb", "http://127.0.0.1:9000/cb", "http://[::1]:9000/cb"] {
+        let mut cfg = config();
+        cfg.callback = Some(TenantCallback { url: url.into(), secret_id: CB.into() });
+        assert_eq!(cfg.validate_for(CallbackTargets::LoopbackAllowed), Ok(()), "{url}");
+        assert!(cfg.validate().is_err(), "{url} in a deployment");
+    }
+    // Loopback mode does not open private networks or other schemes.
+    let mut cfg = config();
+    cfg.callback = Some(TenantCallback { url: "http://10.0.0.1/cb".into(), secret_id: CB.into() });
+    assert!(cfg.validate_for(CallbackTargets::LoopbackAllowed).is_err());
 }
 
 #[test]
@@ -999,10 +1029,7 @@ fn validation_accepts_the_documented_edge_cases() {
             c.categories.extra = vec![cat("road_closures")];
             c.routing[0].matches.categories = vec![cat("road_closures")];
         }),
-        ("https callback", |c| c.callback = Some(TenantCallback { url: "https://psap.example/cb".into(), secret_id: "s".into() })),
-        ("localhost callback", |c| c.callback = Some(TenantCallback { url: "http://localhost:8080/cb".into(), secret_id: "s".into() })),
-        ("127.0.0.1 callback", |c| c.callback = Some(TenantCallback { url: "http://127.0.0.1:9000/cb".into(), secret_id: "s".into() })),
-        ("[::1] callback", |c| c.callback = Some(TenantCallback { url: "http://[::1]:9000/cb".into(), secret_id: "s".into() })),
+        ("https callback", |c| c.callback = Some(TenantCallback { url: "https://psap.example/cb".into(), secret_id: CB.into() })),
         ("provider used by no rule", |c| c.routing[0].providers = vec![TWILIO.into()]),
         ("no senders", |c| c.senders.clear()),
     ];
@@ -1018,7 +1045,7 @@ fn deserialization_is_strict_and_fills_defaults() {
     let json = serde_json::json!({
         "tenant": "psap-north",
         "default_region": "GB",
-        "providers": [{"id": "v", "kind": "vonage-sms", "secret_id": "dispatch/psap-north/v"}],
+        "providers": [{"id": "v", "kind": "vonage-sms", "secret_id": "dispatch/psap-north/vonage-sms/v"}],
         "senders": [{"sender": "+447400000002", "provider": "v"}],
         "routing": [{"name": "all", "providers": ["v"]}]
     });

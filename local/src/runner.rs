@@ -138,6 +138,8 @@ impl Pipeline {
         }
         env.insert("WEBHOOK_BASE_URL".into(), webhook.base_url());
         env.insert("ENABLED_PROVIDERS".into(), enabled.join(","));
+        // Local tenants' CAD receivers listen on 127.0.0.1 over plain http.
+        env.insert("LOOPBACK_CALLBACKS".into(), "allow".into());
         env.extend(opts.extra_env.clone());
         let cfg = PlatformConfig::from_lookup(|k| env.get(k).cloned()).context("function configuration")?;
         let deps = Deps::new(cfg, &clients);

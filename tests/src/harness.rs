@@ -76,7 +76,7 @@ impl TestEnv {
         opts.sweep_every = Duration::from_secs(3600);
         let pipeline = Pipeline::start(opts).await.expect("pipeline starts on the emulator");
         let tenant = TenantId::parse(format!("tenant-{}", &prefix[prefix.len() - 8..])).unwrap();
-        let secret_id = format!("dispatch/{prefix}/sandbox-main");
+        let secret_id = format!("dispatch/{tenant}/sandbox/sandbox-main");
         seed::put_secret(
             &pipeline.clients,
             &secret_id,

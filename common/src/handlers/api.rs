@@ -622,7 +622,8 @@ async fn put_config(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -
     if cfg.tenant != caller.tenant {
         return Err(ApiError::forbidden("A key may only configure its own tenant.").field("tenant"));
     }
-    if let Err(errors) = cfg.validate() {
+    let targets = if deps.cfg.loopback_callbacks { crate::tenant::CallbackTargets::LoopbackAllowed } else { crate::tenant::CallbackTargets::PublicHttpsOnly };
+    if let Err(errors) = cfg.validate_for(targets) {
         return Err(ApiError {
             status: 422,
             code: "invalid_config".into(),

@@ -83,9 +83,54 @@ pub async fn enqueue(deps: &Deps, m: &Message, body: String) {
     }
 }
 
+/// The URL a callback may be posted to: public https, or loopback http when the
+/// platform allows it (the local runner).
+pub fn callback_target(url: &str, loopback_allowed: bool) -> Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|_| "not a URL".to_string())?;
+    crate::inbound::check_public_url(&u, loopback_allowed && is_loopback(&u))?;
+    Ok(u)
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn base_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(Duration::from_secs(3))
+        .no_proxy()
+        // A redirect could point anywhere, inward included: the tenant fixes its URL.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("sms-dispatch-callbacks/1")
+}
+
+/// Public addresses only: every resolved address is checked, so a hostname that
+/// resolves to 169.254.169.254, 127.0.0.1 or the VPC is refused at connect time.
+fn public_client() -> &'static reqwest::Client {
+    static C: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        base_client()
+            .dns_resolver(std::sync::Arc::new(crate::inbound::PublicOnly))
+            .build()
+            .expect("static HTTP client configuration is valid")
+    })
+}
+
+/// The local runner's loopback receivers (only with `LOOPBACK_CALLBACKS=allow`).
+fn loopback_client() -> &'static reqwest::Client {
+    static C: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    C.get_or_init(|| base_client().build().expect("static HTTP client configuration is valid"))
+}
+
 /// Reads the tenant's callback secrets (current first, then previous).
-async fn secrets(deps: &Deps, secret_id: &str) -> Result<Vec<String>, String> {
-    let raw = deps.secrets.get_string(secret_id).await.map_err(|e| e.to_string())?;
+async fn secrets(deps: &Deps, tenant: &crate::domain::TenantId, secret_id: &str) -> Result<Vec<String>, String> {
+    let raw = deps.secrets.tenant_string(tenant, crate::secrets::SecretScope::Callback, secret_id).await.map_err(|e| e.to_string())?;
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw) {
         if let Some(list) = v.get("secrets").and_then(|s| s.as_array()) {
             let out: Vec<String> = list.iter().filter_map(|s| s.as_str().map(str::to_string)).filter(|s| !s.is_empty()).collect();
@@ -120,18 +165,29 @@ async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
     let Some(cfg) = deps.tenant(&job.tenant).await.map_err(|e| e.to_string())? else { return Ok(()) };
     let Some(cb) = cfg.callback.clone() else { return Ok(()) };
     let now = deps.clock.now();
-    let keys = match secrets(deps, &cb.secret_id).await {
+    let keys = match secrets(deps, &job.tenant, &cb.secret_id).await {
         Ok(k) => k,
         Err(e) => {
             record(deps, job, format!("tenant callback not sent: {e}")).await;
             return Ok(());
         }
     };
+    // The URL was validated when the config was saved; check it again (a config
+    // stored before the rule, or a hostname that now resolves inward) and post through
+    // a client that resolves public addresses only and never follows redirects.
+    let target = match callback_target(&cb.url, deps.cfg.loopback_callbacks) {
+        Ok(u) => u,
+        Err(why) => {
+            metrics::count(Metric::TenantCallbackFailures, &[(Dim::Reason, "refused_url")]);
+            record(deps, job, format!("tenant callback not sent: the callback URL is refused ({why})")).await;
+            return Ok(());
+        }
+    };
     let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
     let header = signature_header(&key_refs, now.timestamp(), job.body.as_bytes());
-    let result = deps
-        .http()
-        .post(&cb.url)
+    let client = if deps.cfg.loopback_callbacks && is_loopback(&target) { loopback_client() } else { public_client() };
+    let result = client
+        .post(target)
         .timeout(TIMEOUT)
         .header("content-type", "application/json")
         .header(SIGNATURE_HEADER, header)
@@ -193,5 +249,32 @@ mod tests {
         assert!(verify_timestamped(&header, b"whsec_old_77b2", body.as_bytes(), 1795652400, tol).is_ok());
         assert!(verify_timestamped(&header, b"whsec_3f9a1c", body.as_bytes(), 1795652400 + 301, tol).is_err());
         assert!(verify_timestamped(&header, b"other", body.as_bytes(), 1795652400, tol).is_err());
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::callback_target;
+
+    #[test]
+    fn callbacks_never_turn_inward_outside_the_local_runner() {
+        for url in [
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+            "https://127.0.0.1/cb",
+            "http://localhost/cb",
+            "https://[::1]/cb",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.1.2.3/cb",
+            "http://cad.psap.example/cb",
+            "file:///etc/passwd",
+            "https://user:pw@cad.psap.example/cb",
+        ] {
+            assert!(callback_target(url, false).is_err(), "{url}");
+        }
+        assert!(callback_target("https://cad.psap.example/events", false).is_ok());
+        // The local runner's receivers, and nothing else inward even there.
+        assert!(callback_target("http://127.0.0.1:8080/cb", true).is_ok());
+        assert!(callback_target("http://10.1.2.3/cb", true).is_err());
+        assert!(callback_target("https://169.254.169.254/", true).is_err());
     }
 }

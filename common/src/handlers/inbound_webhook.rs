@@ -376,7 +376,7 @@ mod tests {
     fn destination_must_be_a_sender_of_that_account() {
         let cfg: TenantConfig = serde_json::from_value(json!({
             "tenant": "acme", "default_region": "US",
-            "providers": [{"id": "a", "kind": "sandbox", "secret_id": "dispatch/acme/a"}, {"id": "b", "kind": "sandbox", "secret_id": "dispatch/acme/b"}],
+            "providers": [{"id": "a", "kind": "sandbox", "secret_id": "dispatch/acme/sandbox/a"}, {"id": "b", "kind": "sandbox", "secret_id": "dispatch/acme/sandbox/b"}],
             "senders": [{"sender": "+12015550100", "provider": "a"}, {"sender": "12345", "provider": "a"}, {"sender": "+12015550111", "provider": "b"}],
             "routing": [{"name": "all", "providers": ["a"]}],
         }))

@@ -156,7 +156,7 @@ impl Deps {
                 if self.cfg.audit_key_secret_id.is_empty() {
                     return Err("AUDIT_HASH_KEY_SECRET_ID is not configured".to_string());
                 }
-                let key = self.secrets.get_string(&self.cfg.audit_key_secret_id).await.map_err(|e| e.to_string())?;
+                let key = self.secrets.platform_string(&self.cfg.audit_key_secret_id).await.map_err(|e| e.to_string())?;
                 if key.is_empty() {
                     return Err("the audit key secret is empty".to_string());
                 }

@@ -46,7 +46,7 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 async fn credential_verdicts(deps: &Deps, cfg: &TenantConfig) -> Result<BTreeMap<String, Result<(), String>>, ProcessingError> {
     let mut out = BTreeMap::new();
     for p in &cfg.providers {
-        let verdict = match deps.secrets.credentials(p.kind, &p.secret_id).await {
+        let verdict = match deps.secrets.credentials(&cfg.tenant, p.kind, &p.secret_id).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_transient() => return Err(ProcessingError::Transient(e.to_string())),
             Err(e) => Err(e.to_string()),

@@ -92,7 +92,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
         TransitionOutcome::Applied(m) => m,
         TransitionOutcome::Recorded { .. } => return Ok(()),
     };
-    let creds = match deps.secrets.credentials(kind, &tp.secret_id).await {
+    let creds = match deps.secrets.credentials(&m.tenant, kind, &tp.secret_id).await {
         Ok(c) => c,
         Err(e) if e.is_transient() => {
             retry_or_fail(deps, &m, cfg.retry_for(&m.category), SendError::Transient { code: Some("secrets_unavailable".into()), message: e.to_string(), retry_after_secs: None }).await?;

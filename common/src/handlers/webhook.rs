@@ -106,7 +106,7 @@ async fn handle_verified(
         rejected(kind, "provider_not_enabled");
         return Ok(respond(404, "unknown_account", "No such provider account for this tenant."));
     }
-    let creds = match deps.secrets.credentials(kind, &tp.secret_id).await {
+    let creds = match deps.secrets.credentials(tenant, kind, &tp.secret_id).await {
         Ok(c) => c,
         Err(e) if e.is_transient() => return Err(StoreError::Unavailable(e.to_string())),
         Err(e) => {

@@ -55,12 +55,13 @@ async fn receiver(fail_first: usize) -> Receiver {
 async fn env_with_callbacks(name: &str, r: &Receiver) -> TestEnv {
     let url = format!("{}/dispatch-events", r.server.base_url());
     let env = TestEnv::start_with(name, &[dispatch_common::providers::ProviderKind::Sandbox], move |mut c| {
-        c.callback = Some(serde_json::from_value(json!({"url": url, "secret_id": "dispatch/cb-secret"})).unwrap());
+        let secret_id = format!("dispatch/{}/callback/cad", c.tenant);
+        c.callback = Some(serde_json::from_value(json!({"url": url, "secret_id": secret_id})).unwrap());
         c.delivery.delivery_deadline_secs.insert("emergency_callback".into(), 1);
         c
     })
     .await;
-    dispatch_local::seed::put_secret(&env.pipeline.clients, "dispatch/cb-secret", &json!({"secrets": [CURRENT, PREVIOUS]}).to_string())
+    dispatch_local::seed::put_secret(&env.pipeline.clients, &format!("dispatch/{}/callback/cad", env.tenant), &json!({"secrets": [CURRENT, PREVIOUS]}).to_string())
         .await
         .unwrap();
     env

@@ -272,12 +272,12 @@ async fn inbound_mms_is_stored_hashed_linked_listed_and_pushed() {
     let (receiver, got) = secret_receiver().await;
     let cb_url = format!("{}/events", receiver.base_url());
     let env = TestEnv::start_with("inboundmms", &[ProviderKind::Sandbox], move |mut c| {
-        let secret = format!("dispatch/{}/callback", c.tenant);
+        let secret = format!("dispatch/{}/callback/cad", c.tenant);
         c.callback = Some(serde_json::from_value(json!({"url": cb_url, "secret_id": secret})).unwrap());
         c
     })
     .await;
-    dispatch_local::seed::put_secret(&env.pipeline.clients, &format!("dispatch/{}/callback", env.tenant), "inbound-cb-secret").await.unwrap();
+    dispatch_local::seed::put_secret(&env.pipeline.clients, &format!("dispatch/{}/callback/cad", env.tenant), "inbound-cb-secret").await.unwrap();
     let ms = store(&env);
     let media_srv = media_server().await;
 

@@ -208,7 +208,7 @@ async fn tenants_never_see_each_others_messages() {
     let id = body["id"].as_str().unwrap();
     // A second tenant on the same deployment (same table) with its own key.
     let other = dispatch_common::domain::TenantId::parse("other-tenant").unwrap();
-    let mut cfg = dispatch_tests::harness::sandbox_tenant("other-tenant", "dispatch/none");
+    let mut cfg = dispatch_tests::harness::sandbox_tenant("other-tenant", "dispatch/other-tenant/sandbox/none");
     cfg.tenant = other.clone();
     dispatch_local::seed::put_tenant(&a.pipeline.deps, cfg).await.unwrap();
     let other_key = dispatch_local::seed::create_key(&a.pipeline.deps, &other, dispatch_common::auth::Role::Admin).await.unwrap();

@@ -13,10 +13,9 @@ const ACCOUNT: &str = "primary";
 
 /// A tenant whose every message routes to `kind` first (sandbox as a backup).
 async fn env_for(name: &str, kind: ProviderKind, secret: Value, sender: &str, per_provider: u32) -> TestEnv {
-    let secret_id = format!("dispatch/e2e-{name}/{ACCOUNT}");
-    let sid = secret_id.clone();
     let sender = sender.to_string();
     let env = TestEnv::start_with(name, &[ProviderKind::Sandbox, kind], move |mut c| {
+        let sid = format!("dispatch/{}/{kind}/{ACCOUNT}", c.tenant);
         c.providers.push(serde_json::from_value(json!({"id": ACCOUNT, "kind": kind, "secret_id": sid})).unwrap());
         c.senders.push(serde_json::from_value(json!({"sender": sender, "provider": ACCOUNT})).unwrap());
         c.routing = vec![serde_json::from_value(json!({"name": "primary-then-sandbox", "providers": [ACCOUNT, "sandbox-main"]})).unwrap()];
@@ -24,6 +23,7 @@ async fn env_for(name: &str, kind: ProviderKind, secret: Value, sender: &str, pe
         c
     })
     .await;
+    let secret_id = format!("dispatch/{}/{kind}/{ACCOUNT}", env.tenant);
     dispatch_local::seed::put_secret(&env.pipeline.clients, &secret_id, &secret.to_string()).await.unwrap();
     env
 }

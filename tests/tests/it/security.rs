@@ -114,3 +114,84 @@ async fn an_admin_cannot_configure_another_tenant() {
     let msg = e["message"].as_str().unwrap();
     assert!(msg.contains("default_region") && msg.contains("routing[0].providers[0]"), "{msg}");
 }
+
+/// Tenant B's admin names tenant A's provider secret and callback secret: refused at
+/// config time with a field error. A config stored before the rule (written straight
+/// to the table) still cannot reach A's secret: the secrets reader refuses anything
+/// outside B's own prefix before fetching, and the route explanation says the same
+/// for A's real secret as for one that does not exist (no existence probe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_can_never_reach_another_tenants_secrets() {
+    let a = TestEnv::start("secrets-a").await;
+    let api = a.pipeline.api_url();
+    let b = dispatch_common::domain::TenantId::parse(format!("{}-b", a.tenant)).unwrap();
+    let own = format!("dispatch/{b}/sandbox/sandbox-main");
+    dispatch_local::seed::put_tenant(&a.pipeline.deps, dispatch_tests::harness::sandbox_tenant(b.as_str(), &own)).await.unwrap();
+    let b_admin = dispatch_local::seed::create_key(&a.pipeline.deps, &b, Role::Admin).await.unwrap();
+    let a_secret = format!("dispatch/{}/sandbox/sandbox-main", a.tenant);
+
+    let mut steal = dispatch_tests::harness::sandbox_tenant(b.as_str(), &a_secret);
+    steal.callback = Some(serde_json::from_value(json!({"url": "https://cad.example/events", "secret_id": format!("dispatch/{}/callback/cad", a.tenant)})).unwrap());
+    let resp = a.http.put(format!("{api}/v1/admin/config")).bearer_auth(&b_admin).body(serde_json::to_string(&steal).unwrap()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let e: serde_json::Value = resp.json().await.unwrap();
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("providers[0].secret_id") && msg.contains("callback.secret_id"), "{msg}");
+    assert!(msg.contains(&format!("dispatch/{b}/sandbox/")), "the error names B's own prefix: {msg}");
+
+    // Another provider kind's prefix of B's own is refused too (IAM scopes by kind).
+    let wrong_kind = dispatch_tests::harness::sandbox_tenant(b.as_str(), &format!("dispatch/{b}/twilio/main"));
+    let resp = a.http.put(format!("{api}/v1/admin/config")).bearer_auth(&b_admin).body(serde_json::to_string(&wrong_kind).unwrap()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+
+    // Stored without validation: the reader still refuses, and says nothing about A.
+    let explain = |secret: String| {
+        let a = &a;
+        let b = b.clone();
+        let b_admin = b_admin.clone();
+        async move {
+            let mut cfg = dispatch_tests::harness::sandbox_tenant(b.as_str(), &secret);
+            cfg.version = a.pipeline.deps.store.get_tenant_config(&b).await.unwrap().unwrap().version;
+            a.pipeline.deps.store.put_tenant_config(&cfg, chrono::Utc::now()).await.unwrap();
+            a.pipeline.deps.forget_tenant(&b);
+            let r = a
+                .http
+                .post(format!("{}/v1/admin/route/explain", a.pipeline.api_url()))
+                .bearer_auth(&b_admin)
+                .body(json!({"to": "+12015550123", "category": "general"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let fetches = a.pipeline.deps.secrets.fetch_count();
+    let real = explain(a_secret.clone()).await;
+    let absent = explain(format!("dispatch/{}/sandbox/no-such-secret", a.tenant)).await;
+    assert_eq!(a.pipeline.deps.secrets.fetch_count(), fetches, "nothing outside B's prefix was fetched");
+    let text = real.to_string();
+    assert!(text.contains("outside this tenant"), "{text}");
+    assert!(!text.contains("does not exist") && !text.contains(&a_secret), "{text}");
+    let strip = |v: &serde_json::Value| v.to_string().replace("no-such-secret", "sandbox-main");
+    assert_eq!(strip(&real), strip(&absent), "A's real secret and a missing one answer alike");
+
+    // And a message B submits fails closed instead of sending with A's account.
+    let b_key = dispatch_local::seed::create_key(&a.pipeline.deps, &b, Role::Operator).await.unwrap();
+    let r = a.http.post(format!("{api}/v1/messages")).bearer_auth(&b_key).body(json!({"to": "+12015550123", "body": "x", "category": "general"}).to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let mut m = None;
+    for _ in 0..200 {
+        let got = a.pipeline.deps.store.get_message(id.parse().unwrap()).await.unwrap().unwrap();
+        if got.status.is_terminal() {
+            m = Some(got);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let m = m.expect("B's message reaches a terminal state");
+    assert_eq!(m.status.as_str(), "rejected", "no eligible provider: {m:?}");
+    assert!(m.reason.as_deref().unwrap_or_default().contains("outside this tenant"), "{m:?}");
+    assert!(a.sandbox.received().is_empty(), "nothing reached the provider with A's credentials");
+}
