@@ -375,8 +375,10 @@ impl NewAuditEvent {
         self
     }
     /// Free text (cut to [`MAX_DETAIL_CHARS`]). Never a message body.
+    /// Free text for the event; numbers in it are masked (the chain is permanent).
     pub fn detail(mut self, v: impl Into<String>) -> Self {
-        self.detail = Some(v.into());
+        let v: String = v.into();
+        self.detail = Some(crate::domain::redact::mask_numbers(&v).into_owned());
         self
     }
 }

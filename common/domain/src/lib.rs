@@ -7,6 +7,7 @@ pub mod ids;
 pub mod media_type;
 pub mod message;
 pub mod phone;
+pub mod redact;
 pub mod status;
 pub mod time;
 

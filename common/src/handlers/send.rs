@@ -265,3 +265,50 @@ async fn fail(deps: &Deps, m: &Message, reason: String, code: Option<String>) ->
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod reason_masking_tests {
+    use crate::audit::{AuditAction, NewAuditEvent};
+    use crate::domain::message::EventSource;
+    use crate::domain::DeliveryStatus;
+    use crate::providers::registry::adapter;
+    use crate::providers::{ProviderKind, ProviderResponse};
+    use crate::store::Change;
+
+    /// Each provider's refusal of a bad destination, in its documented error shape,
+    /// quoting the number the way these providers do.
+    fn refusals() -> Vec<(ProviderKind, u16, serde_json::Value)> {
+        use serde_json::json;
+        vec![
+            (ProviderKind::Twilio, 400, json!({"code": 21211, "message": "The 'To' number +15005550001 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400})),
+            (ProviderKind::Telnyx, 422, json!({"errors": [{"code": "40310", "title": "Invalid 'to' address", "detail": "The 'to' address +15005550001 is invalid."}]})),
+            (ProviderKind::VonageSms, 200, json!({"message-count": "1", "messages": [{"to": "15005550001", "status": "3", "error-text": "Invalid to number 15005550001"}]})),
+            (ProviderKind::VonageMessages, 422, json!({"type": "https://developer.vonage.com/api-errors#invalid-params", "title": "Invalid params", "detail": "The value of 'to' 15005550001 is not a valid number"})),
+            (ProviderKind::Bandwidth, 400, json!({"type": "request-validation", "description": "'+15005550001' is not a valid phone number"})),
+            (ProviderKind::Plivo, 400, json!({"api_id": "8d2a0a5e-1b2c-11ef-9c44-0242ac110002", "error": "dst parameter +15005550001 is not a valid number"})),
+            (ProviderKind::Sinch, 400, json!({"code": "syntax_invalid_parameter_format", "text": "Invalid number +15005550001 in 'to'"})),
+            (ProviderKind::Sandbox, 400, json!({"code": "invalid_destination", "message": "the destination +15005550001 cannot receive messages"})),
+        ]
+    }
+
+    #[test]
+    fn provider_error_texts_reach_reasons_and_audit_details_without_the_number() {
+        let mut quoting = 0;
+        for (kind, status, body) in refusals() {
+            let resp = ProviderResponse { status, headers: vec![("content-type".into(), "application/json".into())], body: body.to_string().into_bytes() };
+            let Err(e) = adapter(kind).parse_send_response(&resp) else { panic!("{kind}: a refusal parsed as accepted") };
+            quoting += usize::from(e.to_string().contains("5005550001"));
+            // The texts send.rs builds from a provider error.
+            for text in [e.to_string(), format!("gave up after 3 attempts: {e}"), format!("attempt 1 on main failed ({e}); retrying in 4s")] {
+                let change = Change::to(DeliveryStatus::Failed, EventSource::Send).reason(text.clone());
+                let reason = change.reason.clone().unwrap();
+                let detail = NewAuditEvent::new(AuditAction::StatusChanged).detail(text.clone()).detail.unwrap();
+                for stored in [&reason, &detail] {
+                    assert!(!stored.contains("5005550001"), "{kind}: {stored}");
+                }
+            }
+        }
+        // Not vacuous: most adapters do carry the provider's text (and its number).
+        assert!(quoting >= 4, "only {quoting} adapters quoted the number");
+    }
+}

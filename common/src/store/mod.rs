@@ -74,8 +74,11 @@ impl<'a> Change<'a> {
             provider_lookup: None,
         }
     }
+    /// The reason recorded with the change. Provider texts arrive here, so numbers in
+    /// it are masked: it is copied into history, callbacks and the audit chain.
     pub fn reason(mut self, r: impl Into<String>) -> Self {
-        self.reason = Some(r.into());
+        let r: String = r.into();
+        self.reason = Some(crate::domain::redact::mask_numbers(&r).into_owned());
         self
     }
     pub fn provider(mut self, p: impl Into<String>) -> Self {
@@ -400,7 +403,7 @@ impl DynamoStore {
             provider: m.provider.clone(),
             provider_status: None,
             error_code: None,
-            reason: Some(reason),
+            reason: Some(crate::domain::redact::mask_numbers(&reason).into_owned()),
             attempt: Some(m.attempts),
         };
         self.client
@@ -442,7 +445,7 @@ impl DynamoStore {
             provider: m.provider.clone(),
             provider_status: None,
             error_code: None,
-            reason: Some(reason),
+            reason: Some(crate::domain::redact::mask_numbers(&reason).into_owned()),
             attempt: Some(m.attempts),
         };
         let items = vec![
