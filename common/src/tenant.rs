@@ -295,6 +295,9 @@ pub struct RetentionPolicy {
 fn default_body_days() -> Option<u32> {
     Some(90)
 }
+/// The shortest record retention a tenant may set.
+pub const MIN_RECORD_DAYS: u32 = 7;
+
 fn default_record_days() -> u32 {
     400
 }
@@ -441,6 +444,11 @@ impl TenantConfig {
             if q.time_zone.parse::<chrono_tz::Tz>().is_err() {
                 err("delivery.quiet_hours.time_zone".into(), "not an IANA time zone such as Europe/London");
             }
+        }
+        // TTL deletes whole records after record_days: it must outlive any message still
+        // in flight (validity, receipt window, escalation) by a wide margin.
+        if self.retention.record_days < MIN_RECORD_DAYS {
+            err("retention.record_days".into(), &format!("must be at least {MIN_RECORD_DAYS} (records younger than that may still be in flight)"));
         }
         if let Some(cb) = &self.callback {
             let allow_loopback = targets == CallbackTargets::LoopbackAllowed;

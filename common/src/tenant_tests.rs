@@ -973,6 +973,8 @@ fn each_problem_is_reported_on_its_own_field() {
         ("routing[0].match.categories[0]", |c| c.routing[0].matches.categories = vec![cat("road_closures")]),
         ("delivery.allowed_countries[1]", |c| c.delivery.allowed_countries = vec!["GB".into(), "UK".into()]),
         ("delivery.max_segments", |c| c.delivery.max_segments = 0),
+        ("retention.record_days", |c| c.retention.record_days = 0),
+        ("retention.record_days", |c| c.retention.record_days = MIN_RECORD_DAYS - 1),
         ("retry", |c| c.retry.max_attempts = 0),
         ("retry", |c| c.retry.attempts_per_provider = 0),
         ("callback.url", |c| c.callback = Some(TenantCallback { url: "http://psap.example/cb".into(), secret_id: CB.into() })),

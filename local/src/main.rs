@@ -51,7 +51,9 @@ async fn main() -> anyhow::Result<()> {
     let admin = seed::create_key(&pipeline.deps, &cfg.tenant, Role::Admin).await?;
     let api = pipeline.api_url();
     std::fs::create_dir_all(".local").ok();
-    std::fs::write(".local/demo.env", format!("export DISPATCH_API={api}\nexport DISPATCH_KEY={key}\nexport DISPATCH_ADMIN_KEY={admin}\n")).ok();
+    // Admin keys: readable by this user only.
+    seed::write_private(std::path::Path::new(".local/demo.env"), &format!("export DISPATCH_API={api}\nexport DISPATCH_KEY={key}\nexport DISPATCH_ADMIN_KEY={admin}\n"))
+        .context("writing .local/demo.env")?;
 
     println!(
         r#"

@@ -49,3 +49,30 @@ pub async fn create_key(deps: &Deps, tenant: &TenantId, role: Role) -> anyhow::R
     deps.store.put_api_key(&k.hash, &k.record).await?;
     Ok(k.plaintext)
 }
+
+/// Writes a file only its owner can read or write (0600), also when it already
+/// existed with wider permissions: the local demo keys are admin credentials.
+pub fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demo_keys_are_private_even_over_an_older_world_readable_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dispatch-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("demo.env");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&path, "export DISPATCH_ADMIN_KEY=x\n").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "export DISPATCH_ADMIN_KEY=x\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -383,6 +383,16 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
         None => None,
         Some(f) => Some(SenderId::parse(f).map_err(|e| ApiError::unprocessable("invalid_sender", format!("{e}.")).field("from"))?),
     };
+    // A sender the tenant never registered would only be refused later, at routing,
+    // after the message was accepted: refuse it now, while the caller can fix it.
+    if let Some(f) = &from
+        && !tenant.senders.iter().any(|s| &s.sender == f) {
+            return Err(ApiError::unprocessable(
+                "unknown_sender",
+                "This sender is not one of your tenant's registered senders; omit `from` to let routing choose one.",
+            )
+            .field("from"));
+        }
     let body = r.body.clone().unwrap_or_default();
     if r.media.len() > crate::media::MAX_MEDIA_PER_MESSAGE {
         return Err(ApiError::unprocessable(
@@ -618,7 +628,7 @@ pub fn message_view(m: &Message, history: &[MessageEvent], with_body: bool) -> s
 
 async fn put_config(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
     require(caller.role.can_admin(), "admin")?;
-    let mut cfg: TenantConfig = parse_json(req)?;
+    let cfg: TenantConfig = parse_json(req)?;
     if cfg.tenant != caller.tenant {
         return Err(ApiError::forbidden("A key may only configure its own tenant.").field("tenant"));
     }
@@ -634,8 +644,17 @@ async fn put_config(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -
             field: errors.first().map(|e| e.field.clone()),
         });
     }
-    let current = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)?;
-    cfg.version = current.map(|c| c.version).unwrap_or(0);
+    // Optimistic concurrency: the client sends the version it read, so two admins
+    // editing at once cannot silently overwrite each other (the store's write is
+    // conditional on the same version).
+    let current = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)?.map(|c| c.version).unwrap_or(0);
+    if cfg.version != current {
+        return Err(ApiError::conflict(
+            "config_changed",
+            format!("You edited version {} but the stored configuration is version {current}; fetch it, reapply your change and send its version.", cfg.version),
+        )
+        .field("version"));
+    }
     let stored = deps.store.put_tenant_config(&cfg, now).await.map_err(|e| match e {
         StoreError::Conflict => ApiError::conflict("config_changed", "The configuration changed while you edited it; fetch it and try again."),
         other => store_err(other),

@@ -593,7 +593,12 @@ impl DynamoStore {
                 .await
                 .map_err(store_error)?;
             for item in resp.items.unwrap_or_default() {
-                out.push(parse_doc::<Message>(&item)?);
+                // One unreadable item must not stop the sweep for every other message:
+                // it is reported (by key, never by content) and left for an operator.
+                match parse_doc::<Message>(&item) {
+                    Ok(m) => out.push(m),
+                    Err(e) => tracing::error!(pk = ?item.get("pk").and_then(|v| v.as_s().ok()), error = %e, "unreadable message item skipped by the sweep"),
+                }
             }
         }
         Ok(out)
@@ -855,6 +860,8 @@ impl DynamoStore {
             .table_name(&self.table)
             .key("pk", s(keys::api_key_pk(key_hash)))
             .key("sk", s(keys::API_KEY_SK))
+            // A revoked key must stop working at once, not after replication catches up.
+            .consistent_read(true)
             .send()
             .await
             .map_err(store_error)?;

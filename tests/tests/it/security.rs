@@ -195,3 +195,72 @@ async fn a_tenant_can_never_reach_another_tenants_secrets() {
     assert!(m.reason.as_deref().unwrap_or_default().contains("outside this tenant"), "{m:?}");
     assert!(a.sandbox.received().is_empty(), "nothing reached the provider with A's credentials");
 }
+
+/// Two admins edit the configuration at once: the second write, based on the version
+/// both read, is refused instead of silently undoing the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_based_on_a_stale_version_is_refused() {
+    let env = TestEnv::start("lostupdate").await;
+    let url = format!("{}/v1/admin/config", env.pipeline.api_url());
+    let read: serde_json::Value = env.http.get(&url).bearer_auth(&env.admin_key).send().await.unwrap().json().await.unwrap();
+    let version = read["version"].as_u64().unwrap();
+    let mut first = read.clone();
+    first["display_name"] = json!("first admin's edit");
+    let r = env.http.put(&url).bearer_auth(&env.admin_key).body(first.to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["version"], version + 1);
+
+    let mut second = read.clone();
+    second["display_name"] = json!("second admin's edit");
+    let r = env.http.put(&url).bearer_auth(&env.admin_key).body(second.to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((e["code"].as_str(), e["field"].as_str()), (Some("config_changed"), Some("version")), "{e}");
+    let mut no_version = read.clone();
+    no_version.as_object_mut().unwrap().remove("version");
+    let r = env.http.put(&url).bearer_auth(&env.admin_key).body(no_version.to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409, "omitting the version is not a way around it");
+    let now: serde_json::Value = env.http.get(&url).bearer_auth(&env.admin_key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(now["display_name"], "first admin's edit");
+}
+
+/// A `from` the tenant never registered is refused at submit, with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_sender_is_refused_at_submit() {
+    let env = TestEnv::start("unknownfrom").await;
+    let (s, b) = env.submit(json!({"to": "+12015550123", "from": "+12015550199", "body": "x", "category": "general"}), Some("k-unknown-from")).await;
+    assert_eq!((s, b["code"].as_str(), b["field"].as_str()), (422, Some("unknown_sender"), Some("from")), "{b}");
+    // Nothing was stored under the key: the same key with a valid request is a new
+    // message (202), not a replay of a stored one (200).
+    let (s, b) = env.submit(json!({"to": "+12015550123", "from": "+12015550100", "body": "x", "category": "general"}), Some("k-unknown-from")).await;
+    assert_eq!(s, 202, "{b}");
+}
+
+/// One unreadable item in the due index does not stop the sweep for everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_item_does_not_abort_the_sweep() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use dispatch_common::store::keys;
+    let env = TestEnv::start("sweepcorrupt").await;
+    let due = "2000-01-01T00:00:00.000Z";
+    for shard in 0..dispatch_common::store::DUE_SHARDS {
+        env.pipeline
+            .clients
+            .dynamodb
+            .put_item()
+            .table_name(env.pipeline.deps.store.table())
+            .item("pk", A::S(format!("MSG#corrupt-{shard}")))
+            .item("sk", A::S("META".into()))
+            .item("gsi1pk", A::S(keys::due_pk(shard)))
+            .item("gsi1sk", A::S(format!("{due}#corrupt")))
+            .item("doc", A::S("{not json".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (s, b) = env.submit(json!({"to": "+12015550123", "body": "x", "category": "general"}), None).await;
+    assert_eq!(s, 202, "{b}");
+    env.wait_for(b["id"].as_str().unwrap(), "delivered", 20).await;
+    let report = env.sweep().await;
+    assert_eq!(report.errors, 0, "{report:?}");
+}

@@ -211,7 +211,7 @@ pub fn sign_messages_jwt(signature_secret: &str, claims: &VonageJwtClaims, body:
 /// token naming any other algorithm, `none` included, is refused before its
 /// signature is looked at), `iat` within `tolerance` of `now_unix`, `exp`/`nbf`
 /// honoured when present (with the same allowance for clock skew), and
-/// `payload_hash` equal to the hex SHA-256 of the raw body when present.
+/// `payload_hash` equal to the hex SHA-256 of the raw body (required when there is one).
 pub fn verify_messages_jwt(
     signature_secret: &str,
     req: &WebhookRequest,
@@ -245,12 +245,19 @@ pub fn verify_messages_jwt(
             return Err(out_of_window);
         }
     }
-    if let Some(hash) = claims.get("payload_hash") {
-        let hash = hash.as_str().ok_or(VerifyError::Malformed("JWT payload_hash claim"))?;
-        let hash = hash.to_ascii_lowercase();
-        if !constant_time_eq(sha256_hex(&req.body).as_bytes(), hash.as_bytes()) {
-            return Err(VerifyError::BodyHashMismatch);
+    match claims.get("payload_hash") {
+        Some(hash) => {
+            let hash = hash.as_str().ok_or(VerifyError::Malformed("JWT payload_hash claim"))?;
+            let hash = hash.to_ascii_lowercase();
+            if !constant_time_eq(sha256_hex(&req.body).as_bytes(), hash.as_bytes()) {
+                return Err(VerifyError::BodyHashMismatch);
+            }
         }
+        // Vonage puts payload_hash in every token it signs for a request with a body;
+        // without it the token would authenticate any body at all (a captured token
+        // replayed with a forged receipt).
+        None if !req.body.is_empty() => return Err(VerifyError::Malformed("JWT (no payload_hash claim for a request with a body)")),
+        None => {}
     }
     let string_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     Ok(VonageJwtClaims {
@@ -638,7 +645,8 @@ mod tests {
         let secret = str_of(&v, "/inputs/signature_secret");
         assert_eq!(v["expected"]["valid"], true);
         assert_eq!(v["expected"]["valid_with_secret_asdf"], false);
-        let claims = verify_messages_jwt(secret, &bearer(token, b"{}"), 1_697_634_680, TOL).unwrap();
+        // The SDK's token carries no payload_hash, so it authenticates a bodiless request.
+        let claims = verify_messages_jwt(secret, &bearer(token, b""), 1_697_634_680, TOL).unwrap();
         assert_eq!(
             claims,
             VonageJwtClaims {
@@ -648,7 +656,7 @@ mod tests {
             }
         );
         assert_eq!(
-            verify_messages_jwt("asdf", &bearer(token, b"{}"), 1_697_634_680, TOL),
+            verify_messages_jwt("asdf", &bearer(token, b""), 1_697_634_680, TOL),
             Err(VerifyError::SignatureMismatch)
         );
     }
@@ -839,21 +847,26 @@ mod tests {
         // Fractional iat is a valid NumericDate.
         let frac = encode_jwt(key, &hs, &serde_json::json!({"iat": 1_000_000.5}));
         assert_eq!(
-            verify_messages_jwt(JWT_SECRET, &bearer(&frac, body), iat, TOL)
+            verify_messages_jwt(JWT_SECRET, &bearer(&frac, b""), iat, TOL)
                 .unwrap()
                 .iat,
             iat
         );
         // exp long past (beyond the skew allowance) and nbf far ahead are refused.
         let expired = encode_jwt(key, &hs, &serde_json::json!({"iat": iat, "exp": iat - 301}));
-        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&expired, body), iat, TOL).is_err());
+        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&expired, b""), iat, TOL).is_err());
         let early = encode_jwt(key, &hs, &serde_json::json!({"iat": iat, "nbf": iat + 301}));
-        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&early, body), iat, TOL).is_err());
+        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&early, b""), iat, TOL).is_err());
         let fine = encode_jwt(key, &hs, &serde_json::json!({"iat": iat, "exp": iat + 60, "nbf": iat}));
-        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&fine, body), iat, TOL).is_ok());
-        // payload_hash is optional but must be a string when present; hex case is free.
+        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&fine, b""), iat, TOL).is_ok());
+        // payload_hash is required for a body (it binds the token to it), must be a
+        // string, and its hex case is free. Only a bodiless request may omit it.
         let no_hash = encode_jwt(key, &hs, &serde_json::json!({"iat": iat}));
-        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&no_hash, b"anything"), iat, TOL).is_ok());
+        assert!(matches!(
+            verify_messages_jwt(JWT_SECRET, &bearer(&no_hash, b"anything"), iat, TOL),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert!(verify_messages_jwt(JWT_SECRET, &bearer(&no_hash, b""), iat, TOL).is_ok());
         let num_hash = encode_jwt(key, &hs, &serde_json::json!({"iat": iat, "payload_hash": 1}));
         assert!(matches!(
             verify_messages_jwt(JWT_SECRET, &bearer(&num_hash, body), iat, TOL),
