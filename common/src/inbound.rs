@@ -767,7 +767,13 @@ pub async fn export_evidence(
         match store.get_message_with_history(mid).await? {
             Some((m, history)) if &m.tenant == tenant => {
                 for (i, media_id) in m.media.iter().enumerate() {
-                    if let Some(rec) = ms.get_media(tenant, media_id).await? {
+                    // Every media item the message carried belongs in the bundle: a record
+                    // that is gone makes the export fail, never a bundle quietly missing it.
+                    let rec = ms
+                        .get_media(tenant, media_id)
+                        .await?
+                        .ok_or_else(|| EvidenceError::Integrity(format!("message media {media_id} has no record any more")))?;
+                    {
                         let bytes = ms
                             .get_object(&rec.s3_key, crate::media::MAX_MEDIA_BYTES)
                             .await?

@@ -510,17 +510,18 @@ fn media_item(r: &MediaRecord, ttl: Option<i64>) -> Result<HashMap<String, Attri
 }
 
 /// DynamoDB TTL for a record kept under the tenant's retention policy: none while the
-/// tenant is under legal hold, else `retention.record_days` from `now`.
-pub fn retention_ttl(cfg: &TenantConfig, now: Instant) -> Option<i64> {
-    (!cfg.legal_hold).then(|| now.timestamp() + i64::from(cfg.retention.record_days) * 86_400)
+/// tenant is under legal hold (`held`, read from the hold record), else
+/// `retention.record_days` from `now`.
+pub fn retention_ttl(cfg: &TenantConfig, held: bool, now: Instant) -> Option<i64> {
+    (!held).then(|| now.timestamp() + i64::from(cfg.retention.record_days) * 86_400)
 }
 
 /// TTL for a media record in `status` at `now`: a day for unfinished or refused
 /// uploads, the tenant's record retention once verified.
-pub fn media_ttl(status: MediaStatus, now: Instant, cfg: &TenantConfig) -> Option<i64> {
+pub fn media_ttl(status: MediaStatus, now: Instant, cfg: &TenantConfig, held: bool) -> Option<i64> {
     match status {
         MediaStatus::Pending | MediaStatus::Uploaded | MediaStatus::Rejected => Some(now.timestamp() + PENDING_TTL_SECS),
-        MediaStatus::Verified => retention_ttl(cfg, now),
+        MediaStatus::Verified => retention_ttl(cfg, held, now),
     }
 }
 

@@ -34,14 +34,12 @@ impl SecretScope {
     }
 
     /// Whether `secret_id` is a secret name inside this tenant's scope: the prefix,
-    /// then a non-empty name of Secrets Manager's name characters (no `..`-style
-    /// tricks are possible: `/` only separates, and the prefix is compared exactly).
+    /// then one non-empty name segment of Secrets Manager's name characters. No
+    /// further `/`: IAM's `*` matches across `/`, so `dispatch/a/callback/twilio/x`
+    /// would otherwise also match the twilio send functions' `dispatch/*/twilio/*`.
     pub fn contains(self, tenant: &TenantId, secret_id: &str) -> bool {
         let Some(name) = secret_id.strip_prefix(self.prefix(tenant).as_str()) else { return false };
-        !name.is_empty()
-            && secret_id.len() <= 512
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
-            && !name.split('/').any(str::is_empty)
+        !name.is_empty() && name.len() <= 256 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_+=.@-".contains(c))
     }
 }
 
@@ -149,13 +147,15 @@ mod tests {
         let a = TenantId::parse("psap-north").unwrap();
         let twilio = SecretScope::Provider(ProviderKind::Twilio);
         assert!(twilio.contains(&a, "dispatch/psap-north/twilio/main"));
-        assert!(twilio.contains(&a, "dispatch/psap-north/twilio/backup/2026"));
+        assert!(twilio.contains(&a, "dispatch/psap-north/twilio/backup-2026"));
         for other in [
             "dispatch/psap-south/twilio/main",     // another tenant
             "dispatch/psap-north/telnyx/main",     // another provider's credentials
             "dispatch/psap-north/callback/main",   // the callback key
             "dispatch/psap-north/twilio/",         // no name
             "dispatch/psap-north/twilio//x",       // empty segment
+            "dispatch/psap-north/twilio/a/b",      // a second segment (IAM's * spans '/')
+            "dispatch/psap-north/callback/twilio/x",
             "dispatch/psap-north-x/twilio/main",   // a tenant whose id extends ours
             "dispatch/psap-north/twilio/a b",      // not a secret name character
             "arn:aws:secretsmanager:eu-west-2:1:secret:dispatch/psap-south/twilio/main",
@@ -165,5 +165,6 @@ mod tests {
         }
         assert!(SecretScope::Callback.contains(&a, "dispatch/psap-north/callback/cad"));
         assert!(!SecretScope::Callback.contains(&a, "dispatch/psap-south/callback/cad"));
+        assert!(!SecretScope::Callback.contains(&a, "dispatch/psap-north/callback/twilio/x"), "would match dispatch/*/twilio/* in IAM");
     }
 }

@@ -33,9 +33,12 @@ pub struct TenantConfig {
     /// How long bodies and records are kept.
     #[serde(default)]
     pub retention: RetentionPolicy,
-    /// A tenant-wide legal hold: no redaction or deletion while set.
-    #[serde(default)]
-    pub legal_hold: bool,
+    /// Not part of the configuration: the tenant-wide legal hold is its own record
+    /// (`PUT /v1/admin/legal-hold`), so a config write can never lift it. Older
+    /// stored documents carry `legal_hold: false`, which still parses; a config that
+    /// asks for `true` is refused by validation with a pointer to the endpoint.
+    #[serde(default, skip_serializing, rename = "legal_hold")]
+    pub legacy_legal_hold: bool,
     /// Whether keys with the auditor role may read message bodies (default: no).
     #[serde(default)]
     pub auditors_see_bodies: bool,
@@ -444,6 +447,9 @@ impl TenantConfig {
             if q.time_zone.parse::<chrono_tz::Tz>().is_err() {
                 err("delivery.quiet_hours.time_zone".into(), "not an IANA time zone such as Europe/London");
             }
+        }
+        if self.legacy_legal_hold {
+            err("legal_hold".into(), "the legal hold is not part of the configuration; set it with PUT /v1/admin/legal-hold (its own audited record)");
         }
         // TTL deletes whole records after record_days: it must outlive any message still
         // in flight (validity, receipt window, escalation) by a wide margin.

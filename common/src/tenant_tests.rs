@@ -67,7 +67,7 @@ fn config() -> TenantConfig {
         callback: None,
         retention: Default::default(),
         retry_by_category: Default::default(),
-        legal_hold: false,
+        legacy_legal_hold: false,
         auditors_see_bodies: false,
         help_text: None,
         version: 0,

@@ -8,7 +8,8 @@
 //!   `GET /v1/admin/keys` lists them, `DELETE /v1/admin/keys/{key_id}` revokes one
 //! - `POST /v1/admin/route/explain` — routing decision and gate verdicts, no send (admin)
 //! - `POST|DELETE /v1/messages/{id}/legal-hold` — set or lift a hold (admin, auditor);
-//!   `PUT /v1/admin/legal-hold {"on": bool}` — tenant-wide hold (admin)
+//!   `PUT /v1/admin/legal-hold {"on": bool, "reason": "..."}` — tenant-wide hold, its
+//!   own record and resumable job (admin); `GET` shows it and the job's progress
 //! - `GET /v1/audit` (query), `GET /v1/audit/export` (JSON lines), `GET /v1/audit/verify`
 //!   — the tenant's tamper-evident audit trail (auditor, admin)
 //! - `GET  /v1/escalations`, `POST /v1/escalations/{message_id}/ack` — missed delivery
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/keys"),
     ("DELETE", "/v1/admin/keys/{key_id}"),
     ("POST", "/v1/admin/route/explain"),
+    ("GET", "/v1/admin/legal-hold"),
     ("PUT", "/v1/admin/legal-hold"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/export"),
@@ -159,24 +161,34 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
             deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(action)).message_id(m.id).category(m.category.clone()).detail(reason)).await;
             Ok((200, json!({"id": m.id, "legal_hold": m.legal_hold, "legal_hold_reason": m.legal_hold_reason})))
         }
+        ("GET", ["v1", "admin", "legal-hold"]) => {
+            require(caller.role.can_admin() || caller.role == Role::Auditor, "admin or auditor")?;
+            let hold = deps.store.get_tenant_hold(&caller.tenant, true).await.map_err(store_err)?;
+            Ok((200, hold_view(hold.as_ref())))
+        }
         ("PUT", ["v1", "admin", "legal-hold"]) => {
             require(caller.role.can_admin(), "admin")?;
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Hold {
                 on: bool,
+                reason: Option<String>,
             }
             let h: Hold = parse_json(req)?;
-            let Some(mut cfg) = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)? else {
+            let reason = h.reason.as_deref().map(str::trim).unwrap_or_default();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(ApiError::unprocessable("invalid_reason", "Give a reason (1-500 characters) for the legal hold change.").field("reason"));
+            }
+            if deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)?.is_none() {
                 return Err(ApiError::unprocessable("tenant_not_configured", "Your tenant has no configuration yet."));
-            };
-            cfg.legal_hold = h.on;
-            deps.store.put_tenant_config(&cfg, now).await.map_err(store_err)?;
-            deps.forget_tenant(&caller.tenant);
-            let n = super::retention::apply_tenant_hold(deps, &caller.tenant, h.on).await.map_err(store_err)?;
+            }
+            let hold = super::retention::set_tenant_hold(deps, &caller.tenant, h.on, reason, &caller.key_id).await.map_err(store_err)?;
             let action = if h.on { AuditAction::LegalHoldSet } else { AuditAction::LegalHoldLifted };
-            deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(action)).detail(format!("tenant-wide; {n} messages changed"))).await;
-            Ok((200, json!({"legal_hold": h.on, "messages_changed": n})))
+            deps.audit(&caller.tenant, who(&caller, NewAuditEvent::new(action)).detail(format!("tenant-wide: {reason}"))).await;
+            // A first slice now; the sweep finishes a large tenant's job, resumably.
+            let hold = super::retention::advance_hold(deps, hold, HOLD_SLICE).await.map_err(store_err)?;
+            let status = if hold.running() { 202 } else { 200 };
+            Ok((status, hold_view(Some(&hold))))
         }
         ("GET", ["v1", "audit"]) | ("GET", ["v1", "audit", "export"]) | ("GET", ["v1", "audit", "verify"]) => {
             require(caller.role == Role::Auditor || caller.role.can_admin(), "auditor or admin")?;
@@ -223,6 +235,30 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
             Err(ApiError::new(405, "method_not_allowed", format!("{method} is not supported on {path}.")))
         }
         _ => Err(ApiError::new(404, "no_such_route", format!("There is no endpoint at {path}."))),
+    }
+}
+
+/// How long the API spends applying a tenant hold before answering 202 (the sweep
+/// continues the job).
+const HOLD_SLICE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The tenant hold as the API shows it (`on: false` and no job when never set).
+fn hold_view(h: Option<&crate::store::hold::TenantHold>) -> serde_json::Value {
+    match h {
+        None => json!({"on": false, "job": null}),
+        Some(h) => json!({
+            "on": h.on,
+            "reason": h.reason,
+            "changed_by": h.changed_by,
+            "changed_at": h.changed_at,
+            "job": {
+                "state": if h.running() { "running" } else { "done" },
+                "phase": h.job.phase,
+                "records_changed": h.job.changed,
+                "started_at": h.job.started_at,
+                "finished_at": h.job.finished_at,
+            },
+        }),
     }
 }
 
@@ -503,6 +539,8 @@ pub async fn accept(
 ) -> Result<Accepted, ApiError> {
     let id = MessageId::new();
     let validity = tenant.validity_secs(&v.category);
+    // Strongly consistent: a message accepted just after a hold was set is held.
+    let held = deps.store.tenant_held(&tenant.tenant).await.map_err(store_err)?;
     let m = Message {
         id,
         tenant: tenant.tenant.clone(),
@@ -537,8 +575,8 @@ pub async fn accept(
         redact_at: tenant.retention.body_days(&v.category).map(|d| iso8601(now + chrono::Duration::days(i64::from(d)))),
         redacted_at: None,
         retain_until: Some(iso8601(now + chrono::Duration::days(i64::from(tenant.retention.record_days)))),
-        legal_hold: tenant.legal_hold,
-        legal_hold_reason: tenant.legal_hold.then(|| "tenant-wide legal hold".to_string()),
+        legal_hold: held,
+        legal_hold_reason: held.then(|| super::retention::TENANT_REASON.to_string()),
     };
     let first = MessageEvent {
         at: iso8601(now),

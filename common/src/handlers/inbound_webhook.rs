@@ -252,7 +252,8 @@ pub async fn handle_inbound(
         provider_received_at: msg.received_at,
         provider_metadata: msg.provider_metadata,
     };
-    match inbound::put_inbound(ms, &record, media::retention_ttl(&cfg, now), now).await {
+    let held = deps.store.tenant_held(tenant).await?;
+    match inbound::put_inbound(ms, &record, media::retention_ttl(&cfg, held, now), now).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             // A concurrent delivery of the same provider message won the race.

@@ -137,7 +137,7 @@ pub async fn create(deps: &Deps, ms: &MediaStore, caller: &Caller, r: CreateMedi
         media::presigned_put(&ms.s3, &bucket, &rec.s3_key, &rec.content_type, rec.size, rec.declared_sha256.as_deref(), media::UPLOAD_URL_TTL)
             .await
             .map_err(store_err)?;
-    ms.put_media(&rec, media::media_ttl(MediaStatus::Pending, now, &cfg)).await.map_err(store_err)?;
+    ms.put_media(&rec, media::media_ttl(MediaStatus::Pending, now, &cfg, false)).await.map_err(store_err)?;
     tracing::info!(media_id = %rec.id, tenant = %rec.tenant, content_type = %rec.content_type, size = rec.size, "media upload slot created");
     let expires_at = iso8601(now + chrono::Duration::from_std(media::UPLOAD_URL_TTL).unwrap_or_default());
     let headers: serde_json::Map<String, serde_json::Value> = headers.into_iter().map(|(k, v)| (k, json!(v))).collect();
@@ -183,7 +183,7 @@ pub async fn upload(
     rec.sha256 = Some(v.sha256);
     rec.sniffed_type = Some(v.sniffed_type);
     rec.verified_at = Some(iso8601(now));
-    ms.put_media(&rec, media::media_ttl(MediaStatus::Verified, now, &cfg)).await.map_err(store_err)?;
+    ms.put_media(&rec, media::media_ttl(MediaStatus::Verified, now, &cfg, deps.store.tenant_held(&caller.tenant).await.map_err(store_err)?)).await.map_err(store_err)?;
     tracing::info!(media_id = %rec.id, tenant = %rec.tenant, content_type = %rec.content_type, size = rec.size, "media uploaded and verified");
     Ok((201, view(&rec)))
 }
@@ -253,7 +253,7 @@ pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, n
             next.sha256 = Some(v.sha256);
             next.sniffed_type = Some(v.sniffed_type);
             next.verified_at = Some(iso8601(now));
-            match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Verified, now, &cfg)).await {
+            match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Verified, now, &cfg, deps.store.tenant_held(&caller.tenant).await.map_err(store_err)?)).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => {
                     // Completed concurrently: answer with whatever won.
@@ -292,7 +292,7 @@ async fn reject(ms: &MediaStore, rec: &MediaRecord, code: &str, why: &str, now: 
     next.status = MediaStatus::Rejected;
     next.error_code = Some(code.to_string());
     next.error = Some(why.to_string());
-    match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Rejected, now, cfg)).await {
+    match ms.update_media(&next, rec.status, media::media_ttl(MediaStatus::Rejected, now, cfg, false)).await {
         Ok(()) | Err(StoreError::Conflict) => Ok(()),
         Err(e) => Err(store_err(e)),
     }

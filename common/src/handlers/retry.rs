@@ -52,6 +52,12 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ProcessingError> {
             }
         }
     }
+    // Tenant-wide legal hold jobs continue here, a slice per sweep, before any
+    // redaction could touch a record they have not reached yet.
+    if let Err(e) = super::retention::advance_hold_jobs(deps, std::time::Duration::from_secs(10)).await {
+        report.errors += 1;
+        tracing::warn!(error = %e, "legal hold job step failed; next sweep retries");
+    }
     match super::retention::redact_due(deps).await {
         Ok(n) => report.redacted = n,
         Err(e) => {

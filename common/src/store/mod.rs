@@ -6,6 +6,7 @@
 //! duplicate or out-of-order event can never move a message backwards.
 
 pub mod attr;
+pub mod hold;
 pub mod keys;
 
 use crate::domain::message::{EventSource, Message, MessageEvent};
@@ -645,6 +646,16 @@ impl DynamoStore {
         tenant: &TenantId,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<(Vec<Message>, Option<HashMap<String, AttributeValue>>), StoreError> {
+        self.tenant_messages_page(tenant, start, None).await
+    }
+
+    /// Like [`Self::tenant_messages`], at most `limit` per page.
+    pub async fn tenant_messages_page(
+        &self,
+        tenant: &TenantId,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<Message>, Option<HashMap<String, AttributeValue>>), StoreError> {
         let resp = self
             .client
             .query()
@@ -652,6 +663,7 @@ impl DynamoStore {
             .index_name("gsi2")
             .key_condition_expression("gsi2pk = :p")
             .expression_attribute_values(":p", s(keys::tenant_messages_pk(tenant)))
+            .set_limit(limit)
             .set_exclusive_start_key(start)
             .send()
             .await

@@ -413,10 +413,11 @@ async fn inbound_to_a_number_that_is_not_ours_stores_nothing() {
 async fn stop_opts_out_start_opts_back_in_and_exempt_categories_still_go() {
     let env = TestEnv::start_with("optout", &[ProviderKind::Sandbox], |mut c| {
         c.categories.opt_out_exempt = vec![ContentCategory::emergency_callback()];
-        c.legal_hold = true;
         c
     })
     .await;
+    let hold = dispatch_common::handlers::retention::set_tenant_hold(&env.pipeline.deps, &env.tenant, true, "case 7", "test").await.unwrap();
+    dispatch_common::handlers::retention::advance_hold(&env.pipeline.deps, hold, std::time::Duration::from_secs(10)).await.unwrap();
     let ms = store(&env);
     let cfg = env.pipeline.deps.tenant(&env.tenant).await.unwrap().unwrap();
     let number = E164::parse("+12015550124", None).unwrap();
@@ -533,4 +534,91 @@ async fn evidence_bundle_verifies_and_reveals_tampering() {
     for d in [&dir, &mdir] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// The tenant-wide hold is a job that resumes where it stopped: one step at a time it
+/// walks messages, then inbound records, then media, saving its progress; the sweep
+/// finishes it. Inbound and media records lose their TTL under the hold and get it
+/// back (from their own dates) when it is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_hold_job_resumes_and_covers_inbound_and_media() {
+    use dispatch_common::handlers::retention;
+    use dispatch_common::store::hold::HoldPhase;
+    let env = TestEnv::start("holdjob").await;
+    let (deps, ms, who) = (&env.pipeline.deps, store(&env), caller(&env));
+    let (_, b) = env.submit(json!({"to": "+12015550123", "body": "Before the hold.", "category": "general"}), None).await;
+    let msg = b["id"].as_str().unwrap().to_string();
+    env.wait_for(&msg, "delivered", 20).await;
+    let r = stored(receive(&env, &ms, inbound_msg("sbx_in_hold", "+12015550124", SENDER, "Reply before the hold", vec![])).await);
+    let (_, media) = media_api::upload(deps, &ms, &who, "image/jpeg", JPEG, None, deps.clock.now()).await.unwrap();
+    let media_id = media["media_id"].as_str().unwrap().to_string();
+    let inbound_key = (inbound::inbound_pk(&r.id), inbound::INBOUND_SK.to_string());
+    let media_key = (media::media_pk(&media_id), media::MEDIA_SK.to_string());
+    assert!(raw_ttl(&env, &inbound_key.0, &inbound_key.1).await.is_some());
+    assert!(raw_ttl(&env, &media_key.0, &media_key.1).await.is_some());
+
+    let hold = retention::set_tenant_hold(deps, &env.tenant, true, "case 9", "key_admin").await.unwrap();
+    let hold = retention::advance_hold_within(deps, hold, std::time::Duration::from_secs(10), 1).await.unwrap();
+    assert_eq!(hold.job.phase, HoldPhase::Inbound, "one step: the messages are done");
+    let stored_hold = deps.store.get_tenant_hold(&env.tenant, true).await.unwrap().unwrap();
+    assert_eq!(stored_hold, hold, "progress is saved after every step");
+    assert!(raw_ttl(&env, &inbound_key.0, &inbound_key.1).await.is_some(), "not reached yet");
+    // The sweep resumes the job from its cursor and finishes it.
+    env.sweep().await;
+    let done = deps.store.get_tenant_hold(&env.tenant, true).await.unwrap().unwrap();
+    assert!(!done.running(), "{done:?}");
+    assert_eq!(done.job.changed, 3, "one message, one inbound record, one media record");
+    assert_eq!(raw_ttl(&env, &inbound_key.0, &inbound_key.1).await, None);
+    assert_eq!(raw_ttl(&env, &media_key.0, &media_key.1).await, None);
+    // Created under the hold: no TTL from the start (the hold record is read strongly consistently).
+    let later = stored(receive(&env, &ms, inbound_msg("sbx_in_hold2", "+12015550124", SENDER, "Reply during the hold", vec![])).await);
+    assert_eq!(raw_ttl(&env, &inbound::inbound_pk(&later.id), inbound::INBOUND_SK).await, None);
+    // Repeating a finished job's step changes nothing.
+    let again = retention::advance_hold(deps, done.clone(), std::time::Duration::from_secs(10)).await.unwrap();
+    assert_eq!(again, done);
+
+    // Lifted: records get their TTL back, counted from their own dates.
+    let lift = retention::set_tenant_hold(deps, &env.tenant, false, "case closed", "key_admin").await.unwrap();
+    let lifted = retention::advance_hold(deps, lift, std::time::Duration::from_secs(10)).await.unwrap();
+    assert!(!lifted.running());
+    let cfg = deps.tenant(&env.tenant).await.unwrap().unwrap();
+    let want = dispatch_common::time::parse_iso8601(&r.received_at).unwrap().timestamp() + i64::from(cfg.retention.record_days) * 86_400;
+    assert_eq!(raw_ttl(&env, &inbound_key.0, &inbound_key.1).await, Some(want));
+    assert!(raw_ttl(&env, &media_key.0, &media_key.1).await.is_some());
+    let (_, m) = env.get(&msg).await;
+    assert_eq!(m["legal_hold"], false, "{m:#}");
+}
+
+/// An evidence bundle for a message whose media record is gone fails loudly instead
+/// of leaving the media out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_export_fails_when_a_message_media_record_is_gone() {
+    let env = TestEnv::start("evidencegone").await;
+    let (deps, ms, who) = (&env.pipeline.deps, store(&env), caller(&env));
+    let (_, media) = media_api::upload(deps, &ms, &who, "image/png", MEDIA_PNG, None, deps.clock.now()).await.unwrap();
+    let media_id = media["media_id"].as_str().unwrap().to_string();
+    let (s, b) = env.submit(json!({"to": "+12015550126", "body": "Photo", "category": "evidence_notification", "media": [media_id]}), None).await;
+    assert_eq!(s, 202, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    env.wait_for(&id, "delivered", 30).await;
+    let dir = std::env::temp_dir().join(format!("evidence-gone-{}", std::process::id()));
+    let ok = std::env::temp_dir().join(format!("evidence-ok-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&ok);
+    let bundle = inbound::export_evidence(&deps.store, &ms, &env.tenant, &id, &ok, deps.clock.now()).await.expect("complete bundle");
+    assert!(bundle.files.keys().any(|k| k.starts_with("message_media/")), "{:?}", bundle.files.keys());
+    env.pipeline
+        .clients
+        .dynamodb
+        .delete_item()
+        .table_name(&deps.cfg.table_name)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(media::media_pk(&media_id)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(media::MEDIA_SK.into()))
+        .send()
+        .await
+        .unwrap();
+    let r = inbound::export_evidence(&deps.store, &ms, &env.tenant, &id, &dir, deps.clock.now()).await;
+    assert!(matches!(&r, Err(EvidenceError::Integrity(why)) if why.contains(&media_id)), "{r:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&ok);
 }

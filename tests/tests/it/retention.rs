@@ -111,8 +111,10 @@ async fn a_tenant_wide_hold_covers_existing_and_new_messages() {
     let (_, b) = env.submit(json!({"to": "+12015550123", "body": "Before the hold.", "category": "general"}), None).await;
     let before = b["id"].as_str().unwrap().to_string();
     env.wait_for(&before, "delivered", 20).await;
-    let on: Value = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&env.admin_key).body(r#"{"on":true}"#).send().await.unwrap().json().await.unwrap();
-    assert_eq!(on["messages_changed"], 1);
+    let on = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&env.admin_key).body(r#"{"on":true,"reason":"inquiry 42"}"#).send().await.unwrap();
+    assert_eq!(on.status().as_u16(), 200, "a small tenant's job finishes in the call");
+    let on: Value = on.json().await.unwrap();
+    assert_eq!((on["on"].as_bool(), on["job"]["state"].as_str(), on["job"]["records_changed"].as_u64()), (Some(true), Some("done"), Some(1)), "{on}");
     let (_, b) = env.submit(json!({"to": "+12015550123", "body": "During the hold.", "category": "general"}), None).await;
     let during = b["id"].as_str().unwrap().to_string();
     env.wait_for(&during, "delivered", 20).await;
@@ -123,11 +125,27 @@ async fn a_tenant_wide_hold_covers_existing_and_new_messages() {
         assert!(m["body"].is_string());
         assert!(ttl_of(&env, &format!("MSG#{id}"), "MESSAGE").await.is_none());
     }
-    // Auditors may not lift a tenant hold; admins can.
+    // A config write cannot lift it: the hold is not part of the document, and asking
+    // for it there is refused.
+    let url = format!("{api}/v1/admin/config");
+    let cfg: Value = env.http.get(&url).bearer_auth(&env.admin_key).send().await.unwrap().json().await.unwrap();
+    assert!(cfg.get("legal_hold").is_none(), "{cfg}");
+    let r = env.http.put(&url).bearer_auth(&env.admin_key).body(cfg.to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut with_hold = cfg.clone();
+    with_hold["legal_hold"] = json!(true);
+    with_hold["version"] = json!(cfg["version"].as_u64().unwrap() + 1);
+    let r = env.http.put(&url).bearer_auth(&env.admin_key).body(with_hold.to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let held: Value = env.http.get(format!("{api}/v1/admin/legal-hold")).bearer_auth(&env.admin_key).send().await.unwrap().json().await.unwrap();
+    assert_eq!((held["on"].as_bool(), held["reason"].as_str()), (Some(true), Some("inquiry 42")), "still held after the config write: {held}");
+    // Auditors may not lift a tenant hold; admins can, with a reason.
     let auditor = dispatch_local::seed::create_key(&env.pipeline.deps, &env.tenant, dispatch_common::auth::Role::Auditor).await.unwrap();
-    let refused = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&auditor).body(r#"{"on":false}"#).send().await.unwrap();
+    let refused = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&auditor).body(r#"{"on":false,"reason":"done"}"#).send().await.unwrap();
     assert_eq!(refused.status().as_u16(), 403);
-    let off: Value = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&env.admin_key).body(r#"{"on":false}"#).send().await.unwrap().json().await.unwrap();
-    assert_eq!(off["messages_changed"], 2);
+    let no_reason = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&env.admin_key).body(r#"{"on":false}"#).send().await.unwrap();
+    assert_eq!(no_reason.status().as_u16(), 422);
+    let off: Value = env.http.put(format!("{api}/v1/admin/legal-hold")).bearer_auth(&env.admin_key).body(r#"{"on":false,"reason":"inquiry closed"}"#).send().await.unwrap().json().await.unwrap();
+    assert_eq!(off["job"]["records_changed"], 2, "{off}");
     assert_eq!(env.sweep().await.redacted, 2);
 }
