@@ -1346,6 +1346,223 @@ mod tests {
         assert!(validate_prefix("-x").is_err());
     }
 
+    /// The IAM statements of a function's inline policy documents.
+    fn statements<'a>(t: &'a Template, id: &str) -> Vec<&'a Map<String, J>> {
+        let policies = t.resources[id].props.get("Policies").and_then(J::as_array).expect("Policies list");
+        policies
+            .iter()
+            .filter_map(|p| p.get("Statement").and_then(J::as_array))
+            .flatten()
+            .map(|s| s.as_object().expect("statement mapping"))
+            .collect()
+    }
+
+    /// The SAM policy templates (e.g. `SQSSendMessagePolicy`) a function uses.
+    fn policy_templates(t: &Template, id: &str) -> Vec<String> {
+        let policies = t.resources[id].props.get("Policies").and_then(J::as_array).expect("Policies list");
+        policies
+            .iter()
+            .filter_map(J::as_object)
+            .filter(|p| !p.contains_key("Statement"))
+            .flat_map(|p| p.keys().cloned())
+            .collect()
+    }
+
+    fn list_of(v: Option<&J>) -> Vec<&J> {
+        match v {
+            Some(J::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => vec![],
+        }
+    }
+
+    fn actions(st: &Map<String, J>) -> Vec<String> {
+        list_of(st.get("Action")).into_iter().map(|a| a.as_str().expect("action string").to_owned()).collect()
+    }
+
+    /// Resources as text: literal and `Fn::Sub` strings as written, `Ref:<id>`,
+    /// `GetAtt:<id>.<attr>`.
+    fn resources(st: &Map<String, J>) -> Vec<String> {
+        list_of(st.get("Resource"))
+            .into_iter()
+            .map(|r| match r {
+                J::String(s) => s.clone(),
+                J::Object(o) if o.contains_key("Fn::Sub") => o["Fn::Sub"].as_str().expect("Fn::Sub string").to_owned(),
+                J::Object(o) if o.contains_key("Ref") => format!("Ref:{}", o["Ref"].as_str().unwrap()),
+                J::Object(o) if o.contains_key("Fn::GetAtt") => {
+                    let (id, attr) = getatt_parts(&o["Fn::GetAtt"]).unwrap();
+                    format!("GetAtt:{id}.{attr}")
+                }
+                other => panic!("unexpected resource {other}"),
+            })
+            .collect()
+    }
+
+    /// IAM wildcard matching: `*` any run of characters (`/` included), `?` one.
+    fn iam_match(pattern: &str, s: &str) -> bool {
+        fn go(p: &[u8], s: &[u8]) -> bool {
+            match p.split_first() {
+                None => s.is_empty(),
+                Some((b'*', rest)) => (0..=s.len()).any(|i| go(rest, &s[i..])),
+                Some((b'?', rest)) => !s.is_empty() && go(rest, &s[1..]),
+                Some((c, rest)) => s.first() == Some(c) && go(rest, &s[1..]),
+            }
+        }
+        go(pattern.as_bytes(), s.as_bytes())
+    }
+
+    /// Whether `actions` grants `action` (exactly, or through a `service:*` / `*` wildcard).
+    fn grants(actions: &[String], action: &str) -> bool {
+        actions.iter().any(|a| iam_match(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+    }
+
+    /// Secret resources a function may read (`GetSecretValue`), as written.
+    fn readable_secrets(t: &Template, id: &str) -> Vec<String> {
+        let mut out: Vec<String> = statements(t, id)
+            .into_iter()
+            .filter(|st| grants(&actions(st), "secretsmanager:GetSecretValue"))
+            .flat_map(resources)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether a function may read the secret named `name` (ARN with the random suffix
+    /// Secrets Manager appends). `Ref:PlatformSecret` stands for itself only.
+    fn can_read_secret(t: &Template, id: &str, name: &str) -> bool {
+        let arn = format!("arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{name}-AbCdEf");
+        readable_secrets(t, id).iter().any(|r| iam_match(r, &arn))
+    }
+
+    /// The least-privilege rules of the template's IAM (security hardening): no
+    /// whole-table CRUD, no Scan, deletes only where the code deletes, table access
+    /// scoped by partition-key prefix, secrets by provider kind, callback secrets
+    /// only for the function that signs tenant callbacks, no media writes from send
+    /// or retry. A policy change that breaks one of these must be deliberate.
+    #[test]
+    fn template_iam_is_least_privilege() {
+        let t = template();
+        let functions: Vec<String> = t.of_type(SAM_FUNCTION).map(|(id, _)| id.clone()).collect();
+        assert_eq!(functions.len(), 12);
+        let kinds = ["sandbox", "twilio", "vonage-sms", "vonage-messages", "telnyx", "bandwidth", "plivo", "sinch"];
+        for id in &functions {
+            // SAM's DynamoDB policy templates all cover the whole table (CRUD includes
+            // Scan and DeleteItem): item actions are granted explicitly instead.
+            let templates = policy_templates(&t, id);
+            assert!(!templates.iter().any(|p| p.starts_with("DynamoDB")), "{id} uses {templates:?}");
+
+            for st in statements(&t, id) {
+                assert_eq!(st.get("Effect").and_then(J::as_str), Some("Allow"), "{id}: {st:?}");
+                let acts = actions(st);
+                let ddb: Vec<&String> = acts.iter().filter(|a| a.to_ascii_lowercase().starts_with("dynamodb:")).collect();
+                if ddb.is_empty() {
+                    continue;
+                }
+                // No wildcards, no Scan (nothing scans), no batch writes (nothing batches:
+                // they would bypass the per-item review here).
+                for a in &ddb {
+                    assert!(!a.contains('*'), "{id}: {a}");
+                    assert!(!["dynamodb:Scan", "dynamodb:BatchWriteItem"].contains(&a.as_str()), "{id}: {a}");
+                    if a.as_str() == "dynamodb:DeleteItem" {
+                        // Only the webhook deletes: its own replay claims.
+                        assert_eq!(id, "WebhookFunction", "{id} may delete items");
+                    }
+                }
+                let res = resources(st);
+                if res.iter().all(|r| r.starts_with("${MessagesTable.Arn}/index/")) {
+                    // GSI queries: Query only, on named indexes.
+                    assert_eq!(acts, ["dynamodb:Query"], "{id}: {st:?}");
+                    assert!(res.iter().all(|r| !r.ends_with('*')), "{id}: {res:?}");
+                    continue;
+                }
+                assert_eq!(res, ["GetAtt:MessagesTable.Arn"], "{id}: {st:?}");
+                // Table items: limited to the partition-key prefixes the function uses.
+                let keys: Vec<&str> = st
+                    .get("Condition")
+                    .and_then(|c| c.get("ForAllValues:StringLike"))
+                    .and_then(|c| c.get("dynamodb:LeadingKeys"))
+                    .and_then(J::as_array)
+                    .unwrap_or_else(|| panic!("{id}: table statement without a LeadingKeys condition: {st:?}"))
+                    .iter()
+                    .map(|k| k.as_str().unwrap())
+                    .collect();
+                assert!(!keys.is_empty(), "{id}");
+                for k in &keys {
+                    let prefix = k.split('*').next().unwrap();
+                    assert!(prefix.len() >= 3 && prefix.ends_with('#'), "{id}: LeadingKeys pattern {k} has no fixed prefix");
+                }
+                // The audit chain is append-only: no function edits or deletes its items.
+                if keys.iter().any(|k| k.starts_with("AUDIT#")) {
+                    for a in &ddb {
+                        assert!(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"].contains(&a.as_str()), "{id}: {a} on audit items");
+                    }
+                }
+            }
+        }
+        let deletes = |id: &str| statements(&t, id).iter().any(|st| grants(&actions(st), "dynamodb:DeleteItem"));
+        assert!(deletes("WebhookFunction"), "the webhook releases replay claims");
+
+        // Secrets: each send function reads its own provider kind's credentials only.
+        let platform = "Ref:PlatformSecret".to_owned();
+        let prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:";
+        let mut senders = 0;
+        for id in &functions {
+            let Some(kind) = t.resources[id].props.get("Environment").and_then(|e| e.pointer("/Variables/PROVIDER")).and_then(J::as_str)
+            else {
+                continue;
+            };
+            senders += 1;
+            let mut want = vec![format!("{prefix}dispatch/*/{kind}/*"), platform.clone()];
+            want.sort();
+            assert_eq!(readable_secrets(&t, id), want, "{id}");
+            for other in kinds {
+                assert_eq!(can_read_secret(&t, id, &format!("dispatch/acme/{other}/main")), other == kind, "{id} reading {other}");
+            }
+        }
+        assert_eq!(senders, kinds.len());
+        // Provider credentials of every kind: webhook (verifies all providers' callbacks),
+        // route (skips accounts without usable credentials), submit (route explain).
+        for id in ["WebhookFunction", "RouteFunction", "SubmitFunction"] {
+            for k in kinds {
+                assert!(can_read_secret(&t, id, &format!("dispatch/acme/{k}/main")), "{id} reading {k}");
+            }
+        }
+        // Tenant callback signing secrets: the retry function (which delivers tenant
+        // callbacks) and nobody else; retry reads no provider credentials.
+        for id in &functions {
+            assert_eq!(can_read_secret(&t, id, "dispatch/acme/callback/main"), id == "RetryFunction", "{id} reading callback secrets");
+            assert!(readable_secrets(&t, id).contains(&platform), "{id} needs the audit hash key");
+            assert!(!readable_secrets(&t, id).iter().any(|r| r.ends_with(":secret:dispatch/*") || r == "*"), "{id}");
+        }
+        for k in kinds {
+            assert!(!can_read_secret(&t, "RetryFunction", &format!("dispatch/acme/{k}/main")), "retry reading {k}");
+        }
+
+        // Media: send only presigns GETs; retry never touches S3.
+        for id in functions.iter().filter(|id| id.starts_with("Send") || id.as_str() == "RetryFunction") {
+            for st in statements(&t, id) {
+                assert!(!grants(&actions(st), "s3:PutObject"), "{id} may write media: {st:?}");
+                assert!(!grants(&actions(st), "s3:DeleteObject"), "{id} may delete media: {st:?}");
+            }
+        }
+        assert!(!statements(&t, "RetryFunction").iter().any(|st| actions(st).iter().any(|a| a.starts_with("s3:"))));
+
+        // A callback flood cannot starve sending: the webhook's and every send
+        // function's concurrency is reserved (both can be switched off with 0).
+        for id in functions.iter().filter(|id| id.starts_with("Send") || id.as_str() == "WebhookFunction") {
+            assert!(t.resources[id].props.contains_key("ReservedConcurrentExecutions"), "{id}");
+        }
+        let ctx = Ctx::new(&t, &BTreeMap::new(), "p", "us-east-1").unwrap();
+        assert!(ctx.condition("HasWebhookReservedConcurrency", 0).unwrap());
+        assert!(ctx.condition("HasSendReservedConcurrency", 0).unwrap());
+        let off = BTreeMap::from([("SendReservedConcurrency".to_owned(), "0".to_owned())]);
+        assert!(!Ctx::new(&t, &off, "p", "us-east-1").unwrap().condition("HasSendReservedConcurrency", 0).unwrap());
+        // HTTP API throttling on every route.
+        let route_settings = t.resources["DispatchApi"].props.get("DefaultRouteSettings").expect("DefaultRouteSettings");
+        assert!(route_settings.get("ThrottlingRateLimit").is_some());
+        assert!(route_settings.get("ThrottlingBurstLimit").is_some());
+    }
+
     fn random_prefix() -> String {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
