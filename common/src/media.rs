@@ -56,6 +56,10 @@ pub const MEDIA_SK: &str = "MEDIA";
 pub use crate::domain::media_type::{is_allowed_type, normalize_content_type, sniff, type_matches, ALLOWED_TYPES};
 pub use crate::providers::check_provider_limits;
 
+pub fn tenant_media_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}#MEDIA")
+}
+
 pub fn media_pk(id: &str) -> String {
     format!("MEDIA#{id}")
 }
@@ -501,6 +505,9 @@ fn media_item(r: &MediaRecord, ttl: Option<i64>) -> Result<HashMap<String, Attri
         ("type".into(), s("media")),
         ("tenant".into(), s(r.tenant.as_str())),
         ("status".into(), s(r.status.as_str())),
+        // The per-tenant media index, which the legal hold job walks.
+        ("gsi2pk".into(), s(tenant_media_pk(&r.tenant))),
+        ("gsi2sk".into(), s(format!("{}#{}", r.created_at, r.id))),
         ("doc".into(), s(doc)),
     ]);
     if let Some(ttl) = ttl {

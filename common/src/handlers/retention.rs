@@ -154,7 +154,7 @@ pub async fn advance_hold_within(deps: &Deps, mut hold: TenantHold, budget: Dura
                 (changed, next)
             }
             HoldPhase::Media => {
-                let (items, next) = deps.store.tenant_items_page(&hold.tenant, "media", start).await?;
+                let (items, next) = deps.store.tenant_media_page(&hold.tenant, start).await?;
                 let mut changed = 0;
                 for item in &items {
                     let Ok(r) = parse_doc::<crate::media::MediaRecord>(item) else { continue };

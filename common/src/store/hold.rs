@@ -1,4 +1,4 @@
-//! The tenant-wide legal hold as its own record (`TENANT#<t>` / `LEGAL_HOLD`), never
+//! The tenant-wide legal hold as its own record (`HOLD#<t>` / `LEGAL_HOLD`), never
 //! a field of the configuration document: a config write cannot lift it, and every
 //! change to it is its own audited act with a reason.
 //!
@@ -85,7 +85,7 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(keys::tenant_pk(tenant)))
+            .key("pk", s(keys::hold_pk(tenant)))
             .key("sk", s(LEGAL_HOLD_SK))
             .consistent_read(consistent)
             .send()
@@ -107,7 +107,7 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::tenant_pk(&next.tenant)))
+            .item("pk", s(keys::hold_pk(&next.tenant)))
             .item("sk", s(LEGAL_HOLD_SK))
             .item("type", s("legal_hold"))
             .item("version", n(next.version))
@@ -166,23 +166,20 @@ impl DynamoStore {
         }
     }
 
-    /// One page of the tenant's items of `item_type` in the whole table (`type` and
-    /// `tenant` attributes), for records with no per-tenant index (media).
-    pub async fn tenant_items_page(
+    /// One page of the tenant's media records (per-tenant media index).
+    pub async fn tenant_media_page(
         &self,
         tenant: &TenantId,
-        item_type: &str,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<HashMap<String, AttributeValue>>), StoreError> {
         let resp = self
             .client
-            .scan()
+            .query()
             .table_name(&self.table)
-            .filter_expression("#type = :type AND tenant = :t")
-            .expression_attribute_names("#type", "type")
-            .expression_attribute_values(":type", s(item_type))
-            .expression_attribute_values(":t", s(tenant.as_str()))
-            .limit(500)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :p")
+            .expression_attribute_values(":p", s(crate::media::tenant_media_pk(tenant)))
+            .limit(200)
             .set_exclusive_start_key(start)
             .send()
             .await

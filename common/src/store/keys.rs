@@ -51,6 +51,11 @@ pub fn tenant_messages_sk(id: MessageId) -> String {
 pub fn tenant_keys_pk(t: &TenantId) -> String {
     format!("TENANT#{t}#KEYS")
 }
+/// The tenant-wide legal hold record (its own partition: IAM grants its writes
+/// without granting writes to the tenant's configuration).
+pub fn hold_pk(t: &TenantId) -> String {
+    format!("HOLD#{t}")
+}
 pub fn due_pk(shard: u64) -> String {
     format!("DUE#{shard}")
 }
