@@ -613,6 +613,74 @@ fn cancellation(e: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::
     }
 }
 
+/// Where a page of audit events resumes: the key of the last event returned. Opaque
+/// to clients (base64url of JSON); [`AuditCursor::decode_for`] accepts only a cursor
+/// into the caller's own tenant's chain (or its own message's index), so a cursor can
+/// never reach another tenant's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCursor(std::collections::BTreeMap<String, String>);
+
+impl AuditCursor {
+    fn from_key(key: Item) -> Self {
+        Self(key.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone()))).collect())
+    }
+
+    fn key(&self) -> Item {
+        self.0.iter().map(|(k, v)| (k.clone(), s(v.clone()))).collect()
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&self.0).unwrap_or_default())
+    }
+
+    /// The cursor `text` encodes, if it is one this API handed out for `tenant` and
+    /// `filter` (same partition, same message index).
+    pub fn decode_for(text: &str, tenant: &TenantId, filter: &AuditFilter) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.as_bytes()).ok()?;
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_slice(&bytes).ok()?;
+        if map.get("pk")? != &audit_pk(tenant) || parse_sk_seq(map.get("sk")?).is_none() {
+            return None;
+        }
+        match filter.message_id {
+            Some(id) => {
+                if map.get("gsi2pk")? != &audit_message_gsi2pk(tenant, id) || !map.contains_key("gsi2sk") || map.len() != 4 {
+                    return None;
+                }
+            }
+            None if map.len() != 2 => return None,
+            None => {}
+        }
+        Some(Self(map))
+    }
+}
+
+/// How far the chain is known to be intact: the last verified event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyCheckpoint {
+    pub seq: u64,
+    pub hash: String,
+    pub at: String,
+}
+
+/// What one bounded verification call established.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncrementalVerify {
+    /// Events known intact, 1..=verified_through.
+    pub verified_through: u64,
+    pub head_seq: u64,
+    /// Where this call started (0 = from the genesis).
+    pub started_after: u64,
+    /// True when the walk reached the head within the time budget.
+    pub complete: bool,
+    /// A full re-verification (from the genesis, resumable) rather than incremental.
+    pub full: bool,
+}
+
+const CHECKPOINT_SK: &str = "VERIFY#CHECKPOINT";
+const FULL_VERIFY_SK: &str = "VERIFY#FULL";
+
 impl AuditLog {
     /// `recipient_hash_key` is the platform's secret for recipient hashes: keep it
     /// stable (changing it makes old hashes unsearchable) and at least 32 random bytes.
@@ -781,6 +849,147 @@ impl AuditLog {
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
 
+    async fn chain_page_after(&self, tenant: &TenantId, after_seq: u64, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), AuditError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(audit_pk(tenant)))
+            .expression_attribute_values(":lo", s(audit_event_sk(after_seq + 1)))
+            .expression_attribute_values(":hi", s(audit_event_sk(999_999_999_999)))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+
+    async fn get_marker(&self, tenant: &TenantId, sk: &str) -> Result<Option<VerifyCheckpoint>, AuditError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(audit_pk(tenant)))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let doc = item.get("doc").and_then(|v| v.as_s().ok()).ok_or_else(|| AuditError::Corrupt("verify marker without doc".into()))?;
+        serde_json::from_str(doc).map(Some).map_err(|e| AuditError::Corrupt(format!("verify marker: {e}")))
+    }
+
+    async fn put_marker(&self, tenant: &TenantId, sk: &str, m: Option<&VerifyCheckpoint>) -> Result<(), AuditError> {
+        match m {
+            Some(m) => {
+                let doc = serde_json::to_string(m).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", s(audit_pk(tenant)))
+                    .item("sk", s(sk))
+                    .item("type", s("audit_verify_marker"))
+                    .item("doc", s(doc))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+            None => {
+                // A finished full run leaves no marker: the next one starts from the genesis.
+                let done = VerifyCheckpoint { seq: 0, hash: GENESIS_HASH.into(), at: String::new() };
+                Box::pin(self.put_marker(tenant, sk, Some(&done))).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the chain within `budget`, so the call always ends inside a function's
+    /// timeout however long the chain is.
+    ///
+    /// Incremental (`full = false`): starts after the stored checkpoint (first
+    /// re-checking that the checkpointed event still has the hash it had), walks to
+    /// the head, and moves the checkpoint forward page by page. Full (`full = true`):
+    /// a job from the genesis whose progress is stored, so repeated calls finish it;
+    /// when it reaches the head it also becomes the checkpoint. A break anywhere is
+    /// [`AuditError::ChainBroken`], as with [`Self::verify`].
+    pub async fn verify_within(&self, tenant: &TenantId, full: bool, budget: Duration, now: Instant) -> Result<IncrementalVerify, AuditError> {
+        let started = std::time::Instant::now();
+        let head = self.get_head(tenant).await?;
+        let head_seq = head.as_ref().map_or(0, |h| h.seq);
+        let marker_sk = if full { FULL_VERIFY_SK } else { CHECKPOINT_SK };
+        let from = self.get_marker(tenant, marker_sk).await?.unwrap_or(VerifyCheckpoint { seq: 0, hash: GENESIS_HASH.into(), at: String::new() });
+        if from.seq > 0 {
+            // The checkpointed event must still be the one that was verified.
+            let (items, _) = self.chain_page_after(tenant, from.seq - 1, None).await?;
+            let found = items.first().and_then(|i| i.get("doc")).and_then(|v| v.as_s().ok()).and_then(|d| serde_json::from_str::<AuditEvent>(d).ok());
+            match found {
+                Some(ev) if ev.seq == from.seq && ev.hash == from.hash && ev.compute_hash() == ev.hash => {}
+                _ => {
+                    return Err(ChainBreak {
+                        seq: from.seq,
+                        reason: BreakReason::Unreadable { problem: "the checkpointed event no longer matches the hash it was verified with".into() },
+                    }
+                    .into())
+                }
+            }
+        }
+        let (mut expected, mut prev) = (from.seq + 1, from.hash.clone());
+        let mut start = None;
+        let mut complete = false;
+        loop {
+            if expected > head_seq {
+                complete = true;
+                break;
+            }
+            if started.elapsed() >= budget {
+                break;
+            }
+            let (items, next) = self.chain_page_after(tenant, expected - 1, start.take()).await?;
+            for item in items {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+                let Some(sk_seq) = parse_sk_seq(sk) else {
+                    return Err(ChainBreak { seq: expected, reason: BreakReason::Unreadable { problem: format!("event key {sk:?} is not EVT#<12 digits>") } }.into());
+                };
+                if sk_seq > head_seq {
+                    break;
+                }
+                let doc = item.get("doc").and_then(|v| v.as_s().ok()).map(String::as_str);
+                let ev = check_link(tenant, expected, &prev, sk_seq, doc)?;
+                prev = ev.hash;
+                expected += 1;
+            }
+            let reached = VerifyCheckpoint { seq: expected - 1, hash: prev.clone(), at: iso8601(now) };
+            if reached.seq > from.seq {
+                self.put_marker(tenant, marker_sk, Some(&reached)).await?;
+            }
+            start = next;
+            if start.is_none() {
+                if expected <= head_seq {
+                    return Err(ChainBreak { seq: expected, reason: BreakReason::MissingTail { head_seq } }.into());
+                }
+                complete = true;
+                break;
+            }
+        }
+        if complete
+            && let Some(h) = &head
+            && prev != h.hash {
+                return Err(ChainBreak { seq: h.seq, reason: BreakReason::HeadHashMismatch { head_hash: h.hash.clone(), last_hash: prev } }.into());
+            }
+        let verified_through = expected - 1;
+        if full && complete {
+            // The full walk vouches for everything up to here: it is the new checkpoint,
+            // and the next full run starts over.
+            let cp = VerifyCheckpoint { seq: verified_through, hash: prev, at: iso8601(now) };
+            self.put_marker(tenant, CHECKPOINT_SK, Some(&cp)).await?;
+            self.put_marker(tenant, FULL_VERIFY_SK, None).await?;
+        }
+        Ok(IncrementalVerify { verified_through, head_seq, started_after: from.seq, complete, full })
+    }
+
     /// Walks the whole chain in seq order and checks every link and the head. Returns
     /// [`AuditError::ChainBroken`] naming the first broken link, or another error if
     /// the table could not be read. Safe to run while others append: events appended
@@ -860,8 +1069,27 @@ impl AuditLog {
 
     /// Calls `f` with each matching event, oldest first, until it returns false.
     /// By message: gsi2 (ordered by `at`, then seq). Otherwise: the chain in seq order.
-    async fn scan(&self, tenant: &TenantId, filter: &AuditFilter, mut f: impl FnMut(AuditEvent) -> Result<bool, AuditError>) -> Result<(), AuditError> {
-        let mut start: Option<Item> = None;
+    async fn scan(&self, tenant: &TenantId, filter: &AuditFilter, f: impl FnMut(AuditEvent) -> Result<bool, AuditError>) -> Result<(), AuditError> {
+        self.walk(tenant, filter, None, usize::MAX, f).await.map(|_| ())
+    }
+
+    /// Like [`Self::scan`], resuming after the item whose key is `start` and reading at
+    /// most `max_items` stored items. Returns where to resume: the key of the last
+    /// event handed to `f` when it said stop, or of the last item read when the budget
+    /// ran out; `None` once nothing is left.
+    async fn walk(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        mut start: Option<Item>,
+        max_items: usize,
+        mut f: impl FnMut(AuditEvent) -> Result<bool, AuditError>,
+    ) -> Result<Option<Item>, AuditError> {
+        let mut read = 0usize;
+        let key_of = |item: &Item| -> Item {
+            let names: &[&str] = if filter.message_id.is_some() { &["pk", "sk", "gsi2pk", "gsi2sk"] } else { &["pk", "sk"] };
+            names.iter().filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+        };
         loop {
             let (items, next) = match filter.message_id {
                 Some(id) => {
@@ -888,26 +1116,56 @@ impl AuditLog {
                         }
                         (None, None) => "gsi2pk = :p",
                     };
-                    let out = q.key_condition_expression(cond).set_exclusive_start_key(start).send().await.map_err(unavailable)?;
+                    let out = q.key_condition_expression(cond).set_exclusive_start_key(start.take()).send().await.map_err(unavailable)?;
                     (out.items.unwrap_or_default(), out.last_evaluated_key)
                 }
-                None => self.chain_page(tenant, start).await?,
+                None => self.chain_page(tenant, start.take()).await?,
             };
             for item in items {
+                read += 1;
                 let doc = item
                     .get("doc")
                     .and_then(|v| v.as_s().ok())
                     .ok_or_else(|| AuditError::Corrupt("audit event without doc".into()))?;
                 let ev: AuditEvent = serde_json::from_str(doc).map_err(|e| AuditError::Corrupt(format!("audit event doc: {e}")))?;
                 if filter.matches(&ev) && !f(ev)? {
-                    return Ok(());
+                    return Ok(Some(key_of(&item)));
+                }
+                if read >= max_items {
+                    return Ok(Some(key_of(&item)));
                 }
             }
             start = next;
             if start.is_none() {
-                return Ok(());
+                return Ok(None);
             }
         }
+    }
+
+    /// One page of matching events, oldest first: at most `limit` events, reading at
+    /// most `max_items` stored items (so a sparse filter over a long chain still
+    /// answers in bounded time), resuming after `cursor`. The returned cursor is
+    /// `None` once nothing is left; otherwise pass it back for the next page.
+    pub async fn query_page(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<&AuditCursor>,
+        max_items: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<AuditCursor>), AuditError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok((out, cursor.cloned()));
+        }
+        let start = cursor.map(|c| c.key());
+        let resume = self
+            .walk(tenant, filter, start, max_items, |e| {
+                out.push(e);
+                Ok(out.len() < limit)
+            })
+            .await?;
+        Ok((out, resume.map(AuditCursor::from_key)))
     }
 
     /// Up to `limit` matching events, oldest first. Events are returned as stored;

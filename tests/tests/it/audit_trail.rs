@@ -82,7 +82,9 @@ async fn a_full_run_leaves_a_verifiable_chain() {
     let mut tampered = item.clone();
     tampered.insert("doc".into(), aws_sdk_dynamodb::types::AttributeValue::S(doc));
     env.pipeline.clients.dynamodb.put_item().table_name(&table).set_item(Some(tampered)).send().await.unwrap();
-    let verify: Value = env.http.get(format!("{api}/v1/audit/verify")).bearer_auth(&auditor).send().await.unwrap().json().await.unwrap();
+    // The incremental check starts after its checkpoint (past event 3); the full
+    // re-verification walks from the first event and names exactly that link.
+    let verify: Value = env.http.get(format!("{api}/v1/audit/verify?full=true")).bearer_auth(&auditor).send().await.unwrap().json().await.unwrap();
     assert_eq!(verify["valid"], false, "{verify}");
     assert_eq!(verify["first_broken_seq"], 3, "{verify}");
 }
