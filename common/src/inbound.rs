@@ -826,7 +826,7 @@ fn pretty<T: Serialize>(v: &T) -> Vec<u8> {
     b
 }
 
-fn extension(content_type: Option<&str>) -> &'static str {
+pub fn extension(content_type: Option<&str>) -> &'static str {
     match content_type.map(crate::media::normalize_content_type).as_deref() {
         Some("image/jpeg") => "jpg",
         Some("image/png") => "png",

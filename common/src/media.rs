@@ -53,7 +53,7 @@ pub const MEDIA_SK: &str = "MEDIA";
 
 // The media-type rules (RFC 2046 names, magic bytes) are pure domain rules, and the
 // per-provider limits belong to the provider layer; both are re-exported here.
-pub use crate::domain::media_type::{is_allowed_type, normalize_content_type, sniff, type_matches, ALLOWED_TYPES};
+pub use crate::domain::media_type::{is_allowed_type, normalize_content_type, safe_serving_type, sniff, type_matches, ALLOWED_TYPES};
 pub use crate::providers::check_provider_limits;
 
 pub fn tenant_media_pk(t: &TenantId) -> String {
@@ -67,6 +67,13 @@ pub fn media_pk(id: &str) -> String {
 /// `media/{tenant}/{media_id}`.
 pub fn media_key(tenant: &TenantId, id: &str) -> String {
     format!("media/{tenant}/{id}")
+}
+
+/// Where a presigned upload's object lives once it is verified: a key no upload URL
+/// was ever signed for, so the checked bytes cannot be replaced before providers fetch
+/// them (the upload URL stays valid for its whole lifetime).
+pub fn verified_media_key(tenant: &TenantId, id: &str) -> String {
+    format!("media/{tenant}/verified/{id}")
 }
 
 /// A new media id: `med_` + a ULID (sorts by creation time).
@@ -375,6 +382,49 @@ impl MediaStore {
         Ok(Some(v))
     }
 
+    /// The object's bytes and ETag (see [`Self::get_object`]).
+    pub async fn get_object_tagged(&self, key: &str, limit: u64) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        let bucket = self.require_bucket()?;
+        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(s3_err(e)),
+        };
+        if out.content_length.unwrap_or(0) as u64 > limit {
+            return Err(StoreError::Corrupt(format!("object larger than {limit} bytes")));
+        }
+        let etag = out.e_tag.clone();
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading object: {e}")))?.into_bytes().to_vec();
+        if bytes.len() as u64 > limit {
+            return Err(StoreError::Corrupt(format!("object larger than {limit} bytes")));
+        }
+        Ok(Some((bytes, etag)))
+    }
+
+    /// Copies `from` to `to` only if `from` still has `etag` (the bytes that were
+    /// checked). `Conflict` when it changed in between.
+    pub async fn copy_if_unchanged(&self, from: &str, to: &str, etag: &str, content_type: &str) -> Result<(), StoreError> {
+        let bucket = self.require_bucket()?;
+        let source = format!("{bucket}/{}", urlencoding_path(from));
+        match self
+            .s3
+            .copy_object()
+            .bucket(bucket)
+            .key(to)
+            .copy_source(source)
+            .copy_source_if_match(etag)
+            .content_type(content_type)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Err(StoreError::Conflict),
+            Err(e) => Err(s3_err(e)),
+        }
+    }
+
     /// `(size, server-side encryption)` of an object, or `None` if it is not there.
     pub async fn head_object(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StoreError> {
         let bucket = self.require_bucket()?;
@@ -462,6 +512,24 @@ impl MediaStore {
 pub async fn presigned_get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, ttl: Duration) -> Result<String, StoreError> {
     let cfg = PresigningConfig::expires_in(ttl).map_err(|e| StoreError::Corrupt(format!("presigning config: {e}")))?;
     let req = s3.get_object().bucket(bucket).key(key).presigned(cfg).await.map_err(s3_err)?;
+    Ok(req.uri().to_string())
+}
+
+/// A short-lived presigned GET URL for received media, answered as a download
+/// (`Content-Disposition: attachment`) under `content_type` whatever the object says,
+/// so a browser following the link never renders it inline. (`X-Content-Type-Options`
+/// cannot be set per request on S3; a CDN in front would add it.)
+pub async fn presigned_download(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, ttl: Duration, content_type: &str, filename: &str) -> Result<String, StoreError> {
+    let cfg = PresigningConfig::expires_in(ttl).map_err(|e| StoreError::Corrupt(format!("presigning config: {e}")))?;
+    let req = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .response_content_type(content_type)
+        .response_content_disposition(format!("attachment; filename=\"{filename}\""))
+        .presigned(cfg)
+        .await
+        .map_err(s3_err)?;
     Ok(req.uri().to_string())
 }
 
@@ -670,4 +738,14 @@ mod tests {
         assert_eq!(media_key(&t, &id), format!("media/acme/{id}"));
         assert_eq!(normalize_content_type(" Text/X-VCard ; charset=utf-8"), "text/vcard");
     }
+}
+
+/// `CopySource` wants the key URL-encoded (our keys are ASCII ids and `/`).
+fn urlencoding_path(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

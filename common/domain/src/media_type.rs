@@ -20,6 +20,17 @@ pub const ALLOWED_TYPES: &[&str] = &[
     "text/plain",
 ];
 
+/// The `Content-Type` to store and serve received media under: what its bytes were
+/// recognised as when that is one of [`ALLOWED_TYPES`], else
+/// `application/octet-stream`. Never the sender's declaration, which could say
+/// `text/html` for a file a browser would then render from our link.
+pub fn safe_serving_type(sniffed: Option<&str>) -> &str {
+    match sniffed {
+        Some(t) if ALLOWED_TYPES.contains(&t) => t,
+        _ => "application/octet-stream",
+    }
+}
+
 /// Lower-cases a MIME type, drops parameters (`; charset=...`) and maps common
 /// aliases to their registered names (`image/jpg` → `image/jpeg`, `audio/mp3` →
 /// `audio/mpeg`, `text/x-vcard` → `text/vcard`, `video/3gp` → `video/3gpp`).
@@ -136,5 +147,18 @@ pub fn type_matches(declared: &str, sniffed: Option<&str>) -> bool {
         // A vCard is plain text too.
         ("text/plain", Some("text/vcard")) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod serving_tests {
+    use super::safe_serving_type;
+
+    #[test]
+    fn received_media_is_served_as_what_its_bytes_are_or_as_opaque_bytes() {
+        assert_eq!(safe_serving_type(Some("image/png")), "image/png");
+        assert_eq!(safe_serving_type(Some("text/html")), "application/octet-stream");
+        assert_eq!(safe_serving_type(Some("image/svg+xml")), "application/octet-stream");
+        assert_eq!(safe_serving_type(None), "application/octet-stream");
     }
 }

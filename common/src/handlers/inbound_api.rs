@@ -77,7 +77,11 @@ pub async fn get(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str) -> Res
     if with_body {
         for m in &r.media {
             urls.push(match &m.s3_key {
-                Some(k) => Some(media::presigned_get(&ms.s3, &ms.bucket, k, media::PROVIDER_URL_TTL).await.map_err(store_err)?),
+                Some(k) => {
+                    let content_type = media::safe_serving_type(m.sniffed_type.as_deref());
+                    let filename = format!("{}-{}.{}", r.id, m.index, inbound::extension(Some(content_type)));
+                    Some(media::presigned_download(&ms.s3, &ms.bucket, k, media::PROVIDER_URL_TTL, content_type, &filename).await.map_err(store_err)?)
+                }
                 None => None,
             });
         }

@@ -75,12 +75,6 @@ fn our_number(cfg: &TenantConfig, account: &str, to: &str) -> Option<String> {
     })
 }
 
-/// A content type safe to send as an S3 header, else `None`.
-fn header_safe(ct: &str) -> Option<String> {
-    let ct = ct.trim();
-    (!ct.is_empty() && ct.len() <= 200 && ct.bytes().all(|b| (0x20..0x7f).contains(&b))).then(|| ct.to_string())
-}
-
 /// Stores one inbound message. See the module docs; errors are transient store/S3
 /// failures (the webhook answers 503 and the provider retries).
 pub async fn handle_inbound(
@@ -154,13 +148,9 @@ pub async fn handle_inbound(
                 let sha = hex::encode(Sha256::digest(&d.bytes));
                 let sniffed = media::sniff(&d.bytes);
                 let key = inbound::inbound_media_key(tenant, &id, i);
-                let stored_type = item
-                    .content_type
-                    .as_deref()
-                    .and_then(header_safe)
-                    .or_else(|| d.served_type.as_deref().and_then(header_safe))
-                    .or_else(|| sniffed.map(str::to_string))
-                    .unwrap_or_else(|| "application/octet-stream".into());
+                // Stored as what the bytes are (the declarations stay in the metadata),
+                // so nothing a sender declares decides how a browser treats our link.
+                let stored_type = media::safe_serving_type(sniffed).to_string();
                 let size = d.bytes.len() as u64;
                 let meta = [
                     ("sha256", sha.clone()),

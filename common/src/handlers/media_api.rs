@@ -230,12 +230,14 @@ pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, n
     } else {
         Ok(())
     };
+    let mut etag = None;
     let checked = match bytes {
         Err(e) => Err(e),
         Ok(()) => {
-            let content = ms.get_object(&rec.s3_key, media::MAX_MEDIA_BYTES).await.map_err(store_err)?.ok_or_else(|| {
+            let (content, tag) = ms.get_object_tagged(&rec.s3_key, media::MAX_MEDIA_BYTES).await.map_err(store_err)?.ok_or_else(|| {
                 ApiError::conflict("media_not_uploaded", "Nothing was uploaded for this media yet; PUT the file to its upload_url first.")
             })?;
+            etag = tag;
             media::check_bytes(&rec.content_type, &content, rec.declared_sha256.as_deref())
         }
     };
@@ -248,7 +250,20 @@ pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, n
                 reject(ms, &rec, "media_not_encrypted", "The stored object is not encrypted at rest; upload it again.", now, &cfg).await?;
                 return Err(ApiError::unprocessable("media_not_encrypted", "The stored object is not encrypted at rest; upload it again."));
             }
+            // Move the checked bytes where no upload URL reaches, copying only if they
+            // are still exactly the bytes just checked.
+            let verified_key = media::verified_media_key(&caller.tenant, &rec.id);
+            let Some(etag) = etag else { return Err(ApiError::unavailable()) };
+            match ms.copy_if_unchanged(&rec.s3_key, &verified_key, &etag, &v.sniffed_type).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => {
+                    return Err(ApiError::conflict("media_changed", "The upload changed while it was being checked; complete it again."));
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+            let upload_key = rec.s3_key.clone();
             let mut next = rec.clone();
+            next.s3_key = verified_key;
             next.status = MediaStatus::Verified;
             next.sha256 = Some(v.sha256);
             next.sniffed_type = Some(v.sniffed_type);
@@ -261,6 +276,10 @@ pub async fn complete(deps: &Deps, ms: &MediaStore, caller: &Caller, id: &str, n
                     return Ok((200, view(&current)));
                 }
                 Err(e) => return Err(store_err(e)),
+            }
+            // The upload object is no longer needed (and nothing written there later counts).
+            if let Err(e) = ms.delete_object(&upload_key).await {
+                tracing::warn!(media_id = %next.id, error = %e, "could not delete the upload object after verification");
             }
             tracing::info!(media_id = %next.id, tenant = %next.tenant, content_type = %next.content_type, size = next.size, "media verified");
             Ok((200, view(&next)))

@@ -217,10 +217,18 @@ async fn presigned_upload_is_verified_encrypted_and_served_to_providers() {
     assert_eq!(status, 200);
     assert_eq!(done["status"], "verified", "{done}");
     assert_eq!(done["sha256"], sha(MEDIA_PNG));
-    let h = head(&env, &media::media_key(&env.tenant, &id)).await;
+    let h = head(&env, &media::verified_media_key(&env.tenant, &id)).await;
     assert_eq!(h.server_side_encryption, Some(ServerSideEncryption::Aes256), "object must be SSE-encrypted");
+    assert!(ms.head_object(&media::media_key(&env.tenant, &id)).await.unwrap().is_none(), "the upload object is gone");
     // Completing again is harmless.
     assert_eq!(media_api::complete(deps, &ms, &who, &id, now).await.unwrap().1["status"], "verified");
+    // The upload URL is still valid, but what it writes now is not what providers get:
+    // the checked bytes moved to a key no upload URL was signed for.
+    let mut swapped = MEDIA_PNG.to_vec();
+    let last = swapped.len() - 1;
+    swapped[last] ^= 0xFF;
+    let resp = put(url, &serde_json::json!({"content-type": "image/png", "x-amz-server-side-encryption": "AES256"}), swapped).await.expect("S3 answers");
+    assert!(resp.status().is_success(), "{}", resp.status());
 
     // Providers get short-lived GET URLs that serve the same bytes.
     let urls = ms.provider_urls(&env.tenant, std::slice::from_ref(&id)).await.expect("urls");
@@ -621,4 +629,25 @@ async fn evidence_export_fails_when_a_message_media_record_is_gone() {
     assert!(matches!(&r, Err(EvidenceError::Integrity(why)) if why.contains(&media_id)), "{r:?}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&ok);
+}
+
+/// Received media declared as HTML is stored and served as what its bytes are, as a
+/// download: a link to it never renders a sender's page in a browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_media_is_served_as_a_download_under_its_real_type() {
+    let env = TestEnv::start("inboundserve").await;
+    let ms = store(&env);
+    let png_url = format!("{}/sandbox/media/x.png", env.sandbox.base_url());
+    let media = vec![InboundMedia { url: png_url, content_type: Some("text/html".into()) }];
+    let r = stored(receive(&env, &ms, inbound_msg("sbx_in_html", "+12015550123", SENDER, "see attached", media)).await);
+    let key = r.media[0].s3_key.clone().expect("stored");
+    assert_eq!(head(&env, &key).await.content_type.as_deref(), Some("image/png"), "stored as what the bytes are");
+    assert_eq!(r.media[0].declared_type.as_deref(), Some("text/html"), "the declaration is kept as evidence");
+    let who = Caller { tenant: env.tenant.clone(), role: Role::Operator, key_id: "k".into() };
+    let (_, v) = inbound_api::get(&env.pipeline.deps, &ms, &who, &r.id).await.unwrap();
+    let url = v["media"][0]["url"].as_str().unwrap_or_else(|| panic!("a media URL: {v}")).to_string();
+    let resp = env.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
 }
