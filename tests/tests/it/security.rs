@@ -264,3 +264,86 @@ async fn an_unreadable_item_does_not_abort_the_sweep() {
     let report = env.sweep().await;
     assert_eq!(report.errors, 0, "{report:?}");
 }
+
+/// With tenant B's admin key, every attempt to read, use or probe tenant A's messages,
+/// holds, media, inbound, escalations, keys and audit answers exactly as for something
+/// that does not exist (same status, code and message, the id aside).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_things_answer_exactly_like_missing_ones() {
+    let a = TestEnv::start("xtenant-a").await;
+    let api = a.pipeline.api_url();
+    let (deps, ms) = (&a.pipeline.deps, dispatch_common::media::MediaStore::new(&a.pipeline.clients, &a.pipeline.deps.cfg));
+    // A's things: a delivered message, a verified media item, an inbound message, a key.
+    let (_, m) = a.submit(json!({"to": "+12015550123", "body": "A's message", "category": "general"}), None).await;
+    let msg = m["id"].as_str().unwrap().to_string();
+    a.wait_for(&msg, "delivered", 20).await;
+    let a_caller = dispatch_common::auth::Caller { tenant: a.tenant.clone(), role: Role::Operator, key_id: "k".into() };
+    let png = dispatch_local::sandbox::MEDIA_PNG;
+    let (_, media) = dispatch_common::handlers::media_api::upload(deps, &ms, &a_caller, "image/png", png, None, deps.clock.now()).await.unwrap();
+    let media_id = media["media_id"].as_str().unwrap().to_string();
+    let inbound = dispatch_common::providers::InboundMessage {
+        provider_message_id: "sbx_in_xtenant".into(),
+        from: "+12015550123".into(),
+        to: "+12015550100".into(),
+        text: "A's inbound".into(),
+        media: vec![],
+        received_at: None,
+        provider_metadata: json!({}),
+    };
+    let inb = match dispatch_common::handlers::inbound_webhook::handle_inbound(deps, &ms, dispatch_common::providers::ProviderKind::Sandbox, &a.tenant, "sandbox-main", inbound).await.unwrap() {
+        dispatch_common::handlers::inbound_webhook::InboundOutcome::Stored(r) => r.id,
+        other => panic!("{other:?}"),
+    };
+    let keys: serde_json::Value = a.http.get(format!("{api}/v1/admin/keys")).bearer_auth(&a.admin_key).send().await.unwrap().json().await.unwrap();
+    let a_key_id = keys["keys"][0]["key_id"].as_str().or_else(|| keys[0]["key_id"].as_str()).unwrap_or_else(|| panic!("{keys}")).to_string();
+
+    // Tenant B in the same deployment.
+    let b = dispatch_common::domain::TenantId::parse(format!("{}-b", a.tenant)).unwrap();
+    let mut b_cfg = dispatch_tests::harness::sandbox_tenant(b.as_str(), &format!("dispatch/{b}/sandbox/sandbox-main"));
+    b_cfg.senders[0].sender = dispatch_common::domain::SenderId::parse("+12015550109").unwrap();
+    dispatch_local::seed::put_tenant(deps, b_cfg).await.unwrap();
+    let b_admin = dispatch_local::seed::create_key(deps, &b, Role::Admin).await.unwrap();
+
+    let missing_msg = "01ARZ3NDEKTSV4RRFFQ69G5FAV".to_string();
+    let missing_media = "med_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_string();
+    let missing_inb = "inb_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_string();
+    let call = |method: &'static str, path: String, body: Option<String>| {
+        let req = a.http.request(method.parse().unwrap(), format!("{api}{path}")).bearer_auth(&b_admin);
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(b),
+            None => req,
+        };
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let hold = || Some(json!({"reason": "probe"}).to_string());
+    let submit_with_media = |id: &str| Some(json!({"to": "+12015550123", "body": "x", "category": "general", "media": [id]}).to_string());
+    let submit_from = |from: &str| Some(json!({"to": "+12015550123", "from": from, "body": "x", "category": "general"}).to_string());
+    let probes: Vec<(&str, String, Option<String>, String, Option<String>, &str, &str)> = vec![
+        ("GET", format!("/v1/messages/{msg}"), None, format!("/v1/messages/{missing_msg}"), None, &msg, &missing_msg),
+        ("POST", format!("/v1/messages/{msg}/legal-hold"), hold(), format!("/v1/messages/{missing_msg}/legal-hold"), hold(), &msg, &missing_msg),
+        ("DELETE", format!("/v1/messages/{msg}/legal-hold"), hold(), format!("/v1/messages/{missing_msg}/legal-hold"), hold(), &msg, &missing_msg),
+        ("POST", format!("/v1/escalations/{msg}/ack"), None, format!("/v1/escalations/{missing_msg}/ack"), None, &msg, &missing_msg),
+        ("GET", format!("/v1/audit?message_id={msg}"), None, format!("/v1/audit?message_id={missing_msg}"), None, &msg, &missing_msg),
+        ("GET", format!("/v1/media/{media_id}"), None, format!("/v1/media/{missing_media}"), None, &media_id, &missing_media),
+        ("POST", format!("/v1/media/{media_id}/complete"), None, format!("/v1/media/{missing_media}/complete"), None, &media_id, &missing_media),
+        ("POST", "/v1/messages".into(), submit_with_media(&media_id), "/v1/messages".into(), submit_with_media(&missing_media), &media_id, &missing_media),
+        ("GET", format!("/v1/inbound/{inb}"), None, format!("/v1/inbound/{missing_inb}"), None, &inb, &missing_inb),
+        ("DELETE", format!("/v1/admin/keys/{a_key_id}"), None, "/v1/admin/keys/key_0000000000000000".into(), None, &a_key_id, "key_0000000000000000"),
+        // A's registered sender is, for B, simply not one of its senders.
+        ("POST", "/v1/messages".into(), submit_from("+12015550100"), "/v1/messages".into(), submit_from("+12015550108"), "+12015550100", "+12015550108"),
+    ];
+    for (method, theirs, body, missing, missing_body, their_id, missing_id) in probes {
+        let (s1, t1) = call(method, theirs.clone(), body).await;
+        let (s2, t2) = call(method, missing, missing_body).await;
+        assert!(s1 >= 400 || (s1 == 200 && !t1.contains(their_id)), "{method} {theirs}: {s1} {t1}");
+        assert_eq!((s1, t1.replace(their_id, "<id>")), (s2, t2.replace(missing_id, "<id>")), "{method} {theirs}");
+    }
+    // And nothing of A's changed: its message is not held, its key still works.
+    let (_, m) = a.get(&msg).await;
+    assert_eq!(m["legal_hold"], false);
+    let r = a.http.get(format!("{api}/v1/admin/keys")).bearer_auth(&a.admin_key).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
