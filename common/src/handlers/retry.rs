@@ -113,7 +113,7 @@ async fn sweep_one(deps: &Deps, m: &Message) -> Result<Action, ProcessingError> 
         DeliveryStatus::Sending => {
             let change = Change::to(DeliveryStatus::Retrying, EventSource::Retry)
                 .reason("send attempt was interrupted (no outcome recorded); retrying")
-                .edit(move |n: &mut Message| n.next_attempt_at = Some(next_due));
+                .edit(move |n: &mut Message| n.next_attempt_at = Some(next_due.clone()));
             if let TransitionOutcome::Applied(m) = deps.apply(m.id, change).await? {
                 requeue(deps, &m).await?;
             }
@@ -231,34 +231,56 @@ pub async fn read_dead_letters(deps: &Deps, max: i32, visibility_secs: i32) -> V
     out
 }
 
-/// Default DLQ policy (`DLQ_POLICY=fail`): a dead-lettered job's message is marked
-/// `failed` with a reason naming the queue, and the record is removed — never
-/// silently dropped. With `DLQ_POLICY=hold` records stay for `dispatchctl dlq`.
+/// Default DLQ policy (`DLQ_POLICY=fail`): a dead-lettered job whose message still
+/// waits on it marks the message `failed` with a reason naming the queue; any other
+/// record is noted in the message's history ([`settle_dead_letter`]). Either way the
+/// record is removed — never silently dropped. With `DLQ_POLICY=hold` records stay
+/// for `dispatchctl dlq`.
 async fn surface_dead_letters(deps: &Deps) -> usize {
     let mut n = 0;
     for dl in read_dead_letters(deps, 10, 30).await {
-        if let Some(id) = dl.message_id {
-            let reason = format!("processing failed repeatedly; the job was dead-lettered in {}", dl.queue);
-            match deps.store.get_message(id).await {
-                Ok(Some(m)) if !m.status.is_terminal() => {
-                    if deps.apply(id, Change::to(DeliveryStatus::Failed, EventSource::Retry).reason(reason)).await.is_err() {
-                        continue;
-                    }
-                }
-                Ok(Some(m)) => {
-                    let _ = deps.store.note(&m, EventSource::Retry, reason, deps.clock.now()).await;
-                }
-                Ok(None) => {}
-                Err(_) => continue,
-            }
-        } else {
-            tracing::error!(queue = %dl.queue, "dead-lettered record names no message; removed after logging");
+        if settle_dead_letter(deps, &dl).await.is_err() {
+            continue; // left in the DLQ; the next sweep tries again
         }
         let _ = deps.queues.client().delete_message().queue_url(&dl.queue_url).receipt_handle(&dl.receipt_handle).send().await;
         crate::metrics::count(crate::metrics::Metric::DeadLettersSurfaced, &[(crate::metrics::Dim::Queue, dead_letter_queue_kind(&dl.queue))]);
         n += 1;
     }
     n
+}
+
+/// What a dead-lettered job means for its message. A job fails a message only when
+/// the message is still waiting on exactly that job: a route job while it awaits
+/// routing, a send job while it is queued for that very provider account. Anything
+/// else (a stale job whose message moved on, a tenant-callback job, whose message's
+/// state is not the callback's business) becomes a note in the history.
+async fn settle_dead_letter(deps: &Deps, dl: &DeadLetter) -> Result<(), ()> {
+    let now = deps.clock.now();
+    let Some(id) = dl.message_id else {
+        tracing::error!(queue = %dl.queue, "dead-lettered record names no message; removed after logging");
+        return Ok(());
+    };
+    let Some(m) = deps.store.get_message(id).await.map_err(|_| ())? else { return Ok(()) };
+    let waiting_on_this_job = match dl.queue.as_str() {
+        "ROUTE_DLQ" => matches!(m.status, DeliveryStatus::Accepted | DeliveryStatus::Retrying),
+        q if q.starts_with("SEND_DLQ") => {
+            let job = serde_json::from_str::<crate::queue::SendJob>(&dl.body).ok();
+            m.status == DeliveryStatus::Queued && job.is_some_and(|j| m.provider.as_deref() == Some(j.provider_id.as_str()))
+        }
+        _ => false,
+    };
+    if waiting_on_this_job {
+        let reason = format!("processing failed repeatedly; the job was dead-lettered in {}", dl.queue);
+        deps.apply(id, Change::to(DeliveryStatus::Failed, EventSource::Retry).reason(reason)).await.map_err(|_| ())?;
+        return Ok(());
+    }
+    let note = if dl.queue == "TENANT_CALLBACK_DLQ" {
+        crate::metrics::count(crate::metrics::Metric::TenantCallbackFailures, &[(crate::metrics::Dim::Reason, "dead_lettered")]);
+        "a tenant status callback could not be delivered and was dead-lettered; the message's own state is unchanged".to_string()
+    } else {
+        format!("a stale job for this message was dead-lettered in {} (the message had moved on to {}); state unchanged", dl.queue, m.status)
+    };
+    deps.store.note(&m, EventSource::Retry, note, now).await.map_err(|_| ())
 }
 
 /// A DLQ's name as a bounded dimension value: `SEND_DLQ_<P>` names are per provider

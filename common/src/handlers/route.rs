@@ -186,7 +186,7 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
         .provider(provider_id.clone())
         .reason(explanation)
         .edit(move |next: &mut Message| {
-            next.from = Some(sender);
+            next.from = Some(sender.clone());
             if !same_provider {
                 next.provider_attempts = 0;
             }

@@ -137,16 +137,7 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
                 .get(m.category.as_str())
                 .map(|s| i64::from(*s))
                 .unwrap_or(i64::from(cfg.delivery.receipt_window_secs));
-            let pmid = accepted.provider_message_id.clone();
-            let change = Change::to(accepted.status, EventSource::Send)
-                .provider(provider_id.clone())
-                .provider_status(accepted.provider_status.clone().unwrap_or_default())
-                .lookup(provider_id.clone(), pmid.clone())
-                .edit(move |n: &mut Message| {
-                    n.provider_message_id = Some(pmid);
-                    n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(deadline)));
-                });
-            deps.apply(m.id, change).await?;
+            record_accepted(deps, &m, &provider_id, &accepted, deadline, now).await?;
             // Replies from this number link to the newest message we sent it.
             if let Err(e) = crate::inbound::remember_outbound(&deps.media, &m.tenant, &m.to, m.id, now).await {
                 tracing::warn!(message_id = %m.id, error = %e, "could not remember the last outbound message for reply linking");
@@ -208,6 +199,69 @@ async fn call_provider(
     .await
 }
 
+/// Records a provider's acceptance: the status it implies, the provider's message id
+/// and its lookup, and the receipt deadline as the next due time. When a receipt got
+/// there first (the webhook applied `sent` or a final state), the id, lookup and due
+/// time are still written ([`record_provider_id`]).
+pub async fn record_accepted(
+    deps: &Deps,
+    m: &Message,
+    provider_id: &str,
+    accepted: &crate::providers::SendAccepted,
+    deadline_secs: i64,
+    now: crate::time::Instant,
+) -> Result<(), ProcessingError> {
+    let pmid = accepted.provider_message_id.clone();
+    let pmid_for_edit = pmid.clone();
+    let change = Change::to(accepted.status, EventSource::Send)
+        .provider(provider_id.to_string())
+        .provider_status(accepted.provider_status.clone().unwrap_or_default())
+        .lookup(provider_id.to_string(), pmid.clone())
+        .edit(move |n: &mut Message| {
+            n.provider_message_id = Some(pmid_for_edit.clone());
+            n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(deadline_secs)));
+        });
+    if let TransitionOutcome::Recorded { current, .. } = deps.apply(m.id, change).await? {
+        record_provider_id(deps, current, provider_id, &pmid, deadline_secs, now).await?;
+    }
+    Ok(())
+}
+
+/// Writes the provider's message id (and its lookup) on a message whose `sent` was
+/// recorded by a receipt first, and moves a still-`sent` message's due time to the
+/// receipt deadline.
+async fn record_provider_id(
+    deps: &Deps,
+    mut current: Message,
+    provider_id: &str,
+    pmid: &crate::domain::ProviderMessageId,
+    deadline_secs: i64,
+    now: crate::time::Instant,
+) -> Result<(), ProcessingError> {
+    deps.store.put_provider_lookup(provider_id, pmid, current.id, &current.tenant).await?;
+    for _ in 0..5 {
+        if current.provider_message_id.as_ref() == Some(pmid) {
+            return Ok(());
+        }
+        let (p, due) = (pmid.clone(), (current.status == DeliveryStatus::Sent).then(|| iso8601(now + chrono::Duration::seconds(deadline_secs))));
+        let edit = move |n: &mut Message| {
+            n.provider_message_id = Some(p.clone());
+            if let Some(d) = &due {
+                n.next_attempt_at = Some(d.clone());
+            }
+        };
+        match deps.store.update_fields(&current, edit, "provider message id recorded (a receipt arrived before the send was recorded)".into(), now).await {
+            Ok(()) => return Ok(()),
+            Err(crate::error::StoreError::Conflict) => {
+                let Some(m) = deps.store.get_message(current.id).await? else { return Ok(()) };
+                current = m;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Applies the retry policy to a failed attempt: retry on the same provider with
 /// backoff, fail over to the next provider, or give up.
 async fn retry_or_fail(deps: &Deps, m: &Message, policy: &crate::tenant::RetryPolicy, e: SendError) -> Result<(), ProcessingError> {
@@ -239,7 +293,7 @@ async fn retry_or_fail(deps: &Deps, m: &Message, policy: &crate::tenant::RetryPo
     metrics::count(if failover { Metric::Failovers } else { Metric::Retries }, &[(Dim::Provider, kind)]);
     let change = Change::to(DeliveryStatus::Retrying, EventSource::Send).reason(reason).error_code(code).edit(move |n: &mut Message| {
         if failover && !n.failed_providers.contains(&failed_provider) {
-            n.failed_providers.push(failed_provider);
+            n.failed_providers.push(failed_provider.clone());
         }
         n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(i64::from(backoff) + 120)));
     });

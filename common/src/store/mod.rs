@@ -57,7 +57,9 @@ pub struct Change<'a> {
     pub error_code: Option<String>,
     pub reason: Option<String>,
     /// Extra edits to apply with the status (provider ids, attempt counts, due times).
-    pub edit: Box<dyn FnOnce(&mut Message) + Send + 'a>,
+    /// `Fn`, not `FnOnce`: a transition that loses a write race re-reads the message
+    /// and applies the same edits again to the fresh copy.
+    pub edit: Box<dyn Fn(&mut Message) + Send + Sync + 'a>,
     /// Also write the (provider account, provider message id) → message lookup.
     pub provider_lookup: Option<(String, ProviderMessageId)>,
 }
@@ -94,7 +96,7 @@ impl<'a> Change<'a> {
         self.error_code = c;
         self
     }
-    pub fn edit(mut self, f: impl FnOnce(&mut Message) + Send + 'a) -> Self {
+    pub fn edit(mut self, f: impl Fn(&mut Message) + Send + Sync + 'a) -> Self {
         self.edit = Box::new(f);
         self
     }
@@ -306,7 +308,6 @@ impl DynamoStore {
     /// as not applied. Either way the history gets one line.
     pub async fn transition(&self, id: MessageId, change: Change<'_>, now: Instant) -> Result<TransitionOutcome, StoreError> {
         let Change { to, source, provider, provider_status, error_code, reason, edit, provider_lookup } = change;
-        let mut edit = Some(edit);
         for _ in 0..5 {
             let Some(current) = self.get_message(id).await? else { return Err(StoreError::NotFound) };
             let verdict = current.status.transition_to(to);
@@ -353,9 +354,7 @@ impl DynamoStore {
                 next.completed_at = Some(iso8601(now));
                 next.next_attempt_at = None;
             }
-            if let Some(f) = edit.take() {
-                f(&mut next);
-            }
+            edit(&mut next);
             event.attempt = Some(next.attempts);
             let mut items = vec![
                 Self::put(
@@ -378,18 +377,31 @@ impl DynamoStore {
             match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return Ok(TransitionOutcome::Applied(next)),
                 Err(e) => match store_error(e) {
-                    // Someone else changed the message: re-read and decide again. The
-                    // edit closure is only consumed on the first pass, so later passes
-                    // re-apply status-only changes.
-                    StoreError::Conflict => {
-                        edit = Some(Box::new(|_| {}));
-                        continue;
-                    }
+                    // Someone else changed the message: re-read, decide again and
+                    // re-apply the same edits to the fresh copy.
+                    StoreError::Conflict => continue,
                     other => return Err(other),
                 },
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Writes the (provider account, provider message id) → message lookup on its own
+    /// (a transition normally writes it; see `send`'s duplicate `sent`). Idempotent.
+    pub async fn put_provider_lookup(&self, provider_id: &str, pmid: &ProviderMessageId, id: MessageId, tenant: &TenantId) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::provider_lookup_pk(provider_id, pmid)))
+            .item("sk", s(keys::PROVIDER_LOOKUP_SK))
+            .item("type", s("provider_lookup"))
+            .item("message_id", s(id.to_string()))
+            .item("tenant", s(tenant.as_str()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// Records an event that is not a state change (e.g. a routing explanation,

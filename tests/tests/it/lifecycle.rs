@@ -248,3 +248,99 @@ async fn quiet_hours_hold_bulk_messages_but_never_emergency_callbacks() {
     assert!(held["next_attempt_at"].as_str().unwrap() > iso8601(now + chrono::Duration::minutes(50)).as_str());
     assert_eq!(env.sandbox.received().len(), 1, "only the emergency callback went out");
 }
+
+/// Dead-lettered jobs fail a message only while it still waits on exactly that job:
+/// a tenant-callback record or a stale route/send record never fails a message that
+/// moved on (here: one in `sent`, whose real receipt must still be accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_never_fail_a_message_that_moved_on() {
+    let env = TestEnv::start("dlqstale").await;
+    let dlq = |name: &str| env.pipeline.deps.cfg.dead_letter_queues.iter().find(|(n, _)| n == name).map(|(_, u)| u.clone()).unwrap();
+    let mut sent = stored_message(&env, DeliveryStatus::Sent);
+    sent.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &sent).await;
+    let callback_job = json!({"tenant": env.tenant, "message_id": sent.id, "body": "{}", "attempt": 8});
+    let stale_route = json!({"message_id": sent.id, "tenant": env.tenant});
+    let stale_send = json!({"message_id": sent.id, "tenant": env.tenant, "provider_id": "sandbox-main", "from": "+12015550100"});
+    let send_dlq = env.pipeline.deps.cfg.dead_letter_queues.iter().find(|(n, _)| n.starts_with("SEND_DLQ") && n.ends_with("SANDBOX")).map(|(_, u)| u.clone()).unwrap();
+    for (url, body) in [(dlq("TENANT_CALLBACK_DLQ"), callback_job), (dlq("ROUTE_DLQ"), stale_route), (send_dlq.clone(), stale_send)] {
+        env.pipeline.clients.sqs.send_message().queue_url(&url).message_body(body.to_string()).send().await.unwrap();
+    }
+    // A send job for a message queued on that very account is what it looks like.
+    let mut queued = stored_message(&env, DeliveryStatus::Queued);
+    queued.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &queued).await;
+    let live_send = json!({"message_id": queued.id, "tenant": env.tenant, "provider_id": "sandbox-main", "from": "+12015550100"});
+    env.pipeline.clients.sqs.send_message().queue_url(&send_dlq).message_body(live_send.to_string()).send().await.unwrap();
+
+    let report = env.sweep().await;
+    assert_eq!(report.dead_lettered, 4, "{report:?}");
+    let (_, got) = env.get(&sent.id.to_string()).await;
+    assert_eq!(got["status"], "sent", "{got:#}");
+    let notes: Vec<&str> = got["history"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(notes.iter().any(|n| n.contains("tenant status callback could not be delivered")), "{notes:?}");
+    assert_eq!(notes.iter().filter(|n| n.contains("stale job")).count(), 2, "{notes:?}");
+    let (_, q) = env.get(&queued.id.to_string()).await;
+    assert_eq!(q["status"], "failed", "{q:#}");
+}
+
+/// A receipt applies `sent` before `send` records it: send's own record is then a
+/// duplicate, yet the provider's id, its lookup and the receipt deadline must still be
+/// written (else the next receipt cannot find the message and the sweep expires it
+/// after the claim's 120 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_that_overtakes_send_still_leaves_the_provider_id_and_deadline() {
+    use dispatch_common::domain::ProviderMessageId;
+    use dispatch_common::store::Change;
+    let env = TestEnv::start("overtake").await;
+    let deps = &env.pipeline.deps;
+    let now = chrono::Utc::now();
+    let mut m = stored_message(&env, DeliveryStatus::Sending);
+    m.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(120)));
+    store(&env, &m).await;
+    deps.apply(m.id, Change::to(DeliveryStatus::Sent, EventSource::Webhook).provider("sandbox-main")).await.unwrap();
+    let accepted = dispatch_common::providers::SendAccepted {
+        provider_message_id: ProviderMessageId::parse("sbx_overtaken").unwrap(),
+        status: DeliveryStatus::Sent,
+        provider_status: Some("accepted".into()),
+        segments: None,
+    };
+    let deadline = 6 * 3600;
+    dispatch_common::handlers::send::record_accepted(deps, &m, "sandbox-main", &accepted, deadline, now).await.unwrap();
+    let after = deps.store.get_message(m.id).await.unwrap().unwrap();
+    assert_eq!(after.provider_message_id.as_ref().map(|p| p.as_str()), Some("sbx_overtaken"));
+    assert_eq!(after.next_attempt_at, Some(iso8601(now + chrono::Duration::seconds(deadline))), "the receipt window, not the claim's 120 s");
+    let found = deps.store.find_by_provider_id("sandbox-main", &accepted.provider_message_id).await.unwrap();
+    assert_eq!(found.map(|(id, _)| id), Some(m.id), "later receipts find the message");
+}
+
+/// A transition that loses a write race re-applies its field edits to the fresh copy
+/// (it used to retry with an empty edit, dropping provider ids, attempts, senders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transition_that_loses_a_race_keeps_its_edits() {
+    use dispatch_common::store::Change;
+    let env = TestEnv::start("raceedit").await;
+    let store_ = env.pipeline.deps.store.clone();
+    let mut m = stored_message(&env, DeliveryStatus::Queued);
+    m.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &m).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (c, snapshot, handle) = (calls.clone(), m.clone(), tokio::runtime::Handle::current());
+    let change = Change::to(DeliveryStatus::Sending, EventSource::Send).edit(move |n: &mut Message| {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Someone else writes the message between this read and our write.
+            let (s, snap) = (store_.clone(), snapshot.clone());
+            tokio::task::block_in_place(|| {
+                handle.block_on(async move { s.update_fields(&snap, |x| x.reason = Some("concurrent note".into()), "concurrent".into(), chrono::Utc::now()).await.unwrap() })
+            });
+        }
+        n.attempts = 7;
+        n.provider_attempts += 1;
+    });
+    let out = env.pipeline.deps.store.transition(m.id, change, chrono::Utc::now()).await.unwrap();
+    assert!(matches!(out, dispatch_common::store::TransitionOutcome::Applied(_)), "{out:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "lost the race once, edited again");
+    let after = env.pipeline.deps.store.get_message(m.id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.attempts, after.provider_attempts), (DeliveryStatus::Sending, 7, m.provider_attempts + 1));
+    assert_eq!(after.reason.as_deref(), Some("concurrent note"), "the other write is kept too");
+}
