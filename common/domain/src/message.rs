@@ -153,6 +153,15 @@ pub struct Message {
     /// When the sweep raised a missed-delivery-deadline escalation, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_at: Option<String>,
+    /// For categories with a delivery deadline: when the message must be delivered by
+    /// (acceptance + deadline). Until it is escalated the message is due for the sweep
+    /// at this time whatever its state, so one stuck before `sent` (retrying, queued,
+    /// waiting on open circuits) escalates on time too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_at: Option<String>,
+    /// Times routing found only open circuits and waited; bounded by the retry policy.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub health_waits: u32,
     /// Retention: when the body is due to be redacted (metadata and `body_sha256` stay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact_at: Option<String>,
@@ -220,4 +229,8 @@ mod tests {
         assert!(SenderId::parse("+1").is_err());
         assert!(SenderId::parse("").is_err());
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

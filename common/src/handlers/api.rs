@@ -599,6 +599,12 @@ pub async fn accept(
         next_attempt_at: Some(iso8601(now + chrono::Duration::seconds(ACCEPTED_GRACE_SECS))),
         expires_at: iso8601(now + chrono::Duration::seconds(i64::from(validity))),
         escalated_at: None,
+        escalate_at: tenant
+            .delivery
+            .delivery_deadline_secs
+            .get(v.category.as_str())
+            .map(|d| iso8601(now + chrono::Duration::seconds(i64::from(*d)))),
+        health_waits: 0,
         redact_at: tenant.retention.body_days(&v.category).map(|d| iso8601(now + chrono::Duration::days(i64::from(d)))),
         redacted_at: None,
         retain_until: Some(iso8601(now + chrono::Duration::days(i64::from(tenant.retention.record_days)))),

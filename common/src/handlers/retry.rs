@@ -92,6 +92,23 @@ async fn sweep_one(deps: &Deps, m: &Message) -> Result<Action, ProcessingError> 
         deps.apply(m.id, Change::to(DeliveryStatus::Expired, EventSource::Retry).reason(reason)).await?;
         return Ok(Action::Expired);
     }
+    // A deadline category stuck before `sent` (retrying, queued, waiting on open
+    // circuits): the deadline passes all the same, so the tenant is told now.
+    let mut m = m.clone();
+    if m.escalated_at.is_none()
+        && m.status != DeliveryStatus::Sent
+        && let Some(at) = m.escalate_at.as_deref().and_then(parse_iso8601)
+        && at <= now
+    {
+        let deadline = parse_iso8601(&m.created_at).map(|c| (at - c).num_seconds().max(0) as u32).unwrap_or(0);
+        escalate_before_sent(deps, &m, deadline).await?;
+        let Some(fresh) = deps.store.get_message(m.id).await? else { return Ok(Action::Escalated) };
+        if fresh.next_attempt_at.as_deref().and_then(parse_iso8601).is_none_or(|t| t > now) {
+            return Ok(Action::Escalated);
+        }
+        m = fresh;
+    }
+    let m = &m;
     let next_due = iso8601(now + chrono::Duration::seconds(REQUEUE_GRACE_SECS));
     match m.status {
         DeliveryStatus::Sent => {
@@ -174,6 +191,42 @@ async fn escalate(deps: &Deps, m: &Message, deadline: u32, receipt_window_secs: 
             &[(crate::metrics::Dim::Category, crate::metrics::category(&m.category)), (crate::metrics::Dim::Lane, crate::metrics::lane(m.priority))],
         );
         tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, "delivery deadline missed; escalated");
+        super::callbacks::enqueue(deps, m, super::callbacks::escalation_body(m, deadline, now)).await;
+    }
+    Ok(())
+}
+
+/// The delivery deadline passed before the message was even sent: record the
+/// escalation and tell the tenant, leaving the message's own retry schedule alone.
+async fn escalate_before_sent(deps: &Deps, m: &Message, deadline: u32) -> Result<(), ProcessingError> {
+    let now = deps.clock.now();
+    let e = Escalation {
+        tenant: m.tenant.clone(),
+        message_id: m.id,
+        category: m.category.to_string(),
+        to: m.to.masked(),
+        raised_at: iso8601(now),
+        deadline_secs: deadline,
+        status_at_escalation: m.status,
+        acknowledged_at: None,
+        acknowledged_by: None,
+    };
+    let created = deps.store.put_escalation(&e).await?;
+    let at = iso8601(now);
+    deps.store
+        .update_fields(
+            m,
+            move |n| n.escalated_at = Some(at.clone()),
+            format!("not delivered within the {deadline}s deadline and still {} (not yet sent): escalated to the tenant (phone the recipient)", m.status),
+            now,
+        )
+        .await?;
+    if created {
+        crate::metrics::count(
+            crate::metrics::Metric::EscalationsRaised,
+            &[(crate::metrics::Dim::Category, crate::metrics::category(&m.category)), (crate::metrics::Dim::Lane, crate::metrics::lane(m.priority))],
+        );
+        tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, status = %m.status, "delivery deadline missed before sending; escalated");
         super::callbacks::enqueue(deps, m, super::callbacks::escalation_body(m, deadline, now)).await;
     }
     Ok(())

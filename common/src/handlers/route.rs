@@ -14,6 +14,10 @@ use crate::time::iso8601;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Open-circuit waits allowed per attempt of the retry policy (a circuit closes when
+/// its failures age out of the health window, so a few waits cover one outage).
+pub const HEALTH_WAITS_PER_ATTEMPT: u32 = 4;
+
 /// How long to wait before routing again when every candidate's circuit is open.
 const HEALTH_RETRY_SECS: u32 = 30;
 
@@ -155,8 +159,20 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
         let only_health = !decision.candidates.is_empty()
             && decision.candidates.iter().all(|c| c.verdicts.iter().find(|v| !v.passed).is_some_and(|v| v.gate == crate::tenant::Gate::Health));
         if only_health {
+            // Bounded by the retry policy: each wait counts, and a message whose
+            // providers stay unhealthy ends visibly instead of looping forever.
+            let limit = cfg.retry_for(&m.category).max_attempts.saturating_mul(HEALTH_WAITS_PER_ATTEMPT);
+            if m.health_waits >= limit {
+                finish_unroutable(deps, &m, format!("every eligible provider's circuit stayed open through {limit} waits of {HEALTH_RETRY_SECS}s")).await?;
+                return Ok(());
+            }
             deps.store
-                .note(&m, EventSource::Route, format!("every eligible provider's circuit is open; routing again in {HEALTH_RETRY_SECS}s"), now)
+                .update_fields(
+                    &m,
+                    |n| n.health_waits += 1,
+                    format!("every eligible provider's circuit is open; routing again in {HEALTH_RETRY_SECS}s (wait {} of {limit})", m.health_waits + 1),
+                    now,
+                )
                 .await?;
             let job = RouteJob { message_id: m.id, tenant: m.tenant.clone(), exclude: job.exclude.clone() };
             deps.queues.send(&deps.cfg.route_queue_url, &job, HEALTH_RETRY_SECS).await.map_err(|e| ProcessingError::Transient(e.to_string()))?;

@@ -159,7 +159,14 @@ impl DynamoStore {
         item.insert("gsi2pk".into(), s(keys::tenant_messages_pk(&m.tenant)));
         item.insert("gsi2sk".into(), s(keys::tenant_messages_sk(m.id)));
         if !m.status.is_terminal() {
-            if let Some(due) = &m.next_attempt_at {
+            // Due at its next attempt or, until escalated, its delivery deadline,
+            // whichever comes first (ISO 8601 UTC strings compare in time order).
+            let deadline = m.escalate_at.as_ref().filter(|_| m.escalated_at.is_none());
+            let due = match (&m.next_attempt_at, deadline) {
+                (Some(a), Some(d)) => Some(a.min(d)),
+                (a, d) => a.as_ref().or(d),
+            };
+            if let Some(due) = due {
                 item.insert("gsi1pk".into(), s(keys::due_pk(m.id.stable_hash() % DUE_SHARDS)));
                 item.insert("gsi1sk".into(), s(keys::due_sk(due, m.id)));
             }

@@ -163,6 +163,8 @@ fn stored_message(env: &TestEnv, status: DeliveryStatus) -> Message {
         next_attempt_at: Some(iso8601(now - chrono::Duration::seconds(5))),
         expires_at: iso8601(now + chrono::Duration::hours(1)),
         escalated_at: None,
+        escalate_at: None,
+        health_waits: 0,
         redact_at: None,
         redacted_at: None,
         retain_until: None,
@@ -343,4 +345,55 @@ async fn a_transition_that_loses_a_race_keeps_its_edits() {
     let after = env.pipeline.deps.store.get_message(m.id).await.unwrap().unwrap();
     assert_eq!((after.status, after.attempts, after.provider_attempts), (DeliveryStatus::Sending, 7, m.provider_attempts + 1));
     assert_eq!(after.reason.as_deref(), Some("concurrent note"), "the other write is kept too");
+}
+
+/// An emergency callback stuck before `sent` (here: retrying with its next attempt
+/// far off) still escalates when its delivery deadline passes, and keeps its own
+/// retry schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_message_stuck_before_sent_escalates_on_time() {
+    let env = TestEnv::start_with("stuckescalate", &[dispatch_common::providers::ProviderKind::Sandbox], |mut c| {
+        c.delivery.delivery_deadline_secs.insert("emergency_callback".into(), 60);
+        c
+    })
+    .await;
+    let now = chrono::Utc::now();
+    let mut m = stored_message(&env, DeliveryStatus::Retrying);
+    m.category = ContentCategory::emergency_callback();
+    m.priority = true;
+    let later = iso8601(now + chrono::Duration::minutes(10));
+    m.next_attempt_at = Some(later.clone());
+    m.escalate_at = Some(iso8601(now - chrono::Duration::seconds(1)));
+    store(&env, &m).await;
+    let report = env.sweep().await;
+    assert_eq!(report.escalated, 1, "{report:?}");
+    let open = env.pipeline.deps.store.list_escalations(&env.tenant).await.unwrap();
+    assert_eq!(open.iter().map(|e| (e.message_id, e.status_at_escalation)).collect::<Vec<_>>(), [(m.id, DeliveryStatus::Retrying)]);
+    let after = env.pipeline.deps.store.get_message(m.id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.next_attempt_at.as_deref()), (DeliveryStatus::Retrying, Some(later.as_str())), "its retry schedule is untouched");
+    assert!(after.escalated_at.is_some());
+    // Once escalated it is not due again until its own next attempt.
+    assert_eq!(env.sweep().await.escalated, 0);
+}
+
+/// Open circuits do not hold a message forever: after the retry policy's share of
+/// waits it ends visibly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_open_circuits_is_bounded_by_the_retry_policy() {
+    let env = TestEnv::start("circuitbound").await;
+    let deps = &env.pipeline.deps;
+    let now = chrono::Utc::now();
+    for _ in 0..5 {
+        deps.store.record_outcome(&env.tenant, "sandbox-main", false, now).await.unwrap();
+    }
+    let cfg = deps.tenant(&env.tenant).await.unwrap().unwrap();
+    let limit = cfg.retry.max_attempts * dispatch_common::handlers::route::HEALTH_WAITS_PER_ATTEMPT;
+    let mut m = stored_message(&env, DeliveryStatus::Accepted);
+    m.health_waits = limit;
+    m.next_attempt_at = Some(iso8601(now + chrono::Duration::hours(1)));
+    store(&env, &m).await;
+    let job = dispatch_common::queue::RouteJob { message_id: m.id, tenant: env.tenant.clone(), exclude: vec![] };
+    deps.queues.send(&deps.cfg.route_queue_url, &job, 0).await.unwrap();
+    let got = env.wait_for(&m.id.to_string(), "rejected", 20).await;
+    assert!(got["reason"].as_str().unwrap().contains("circuit stayed open"), "{got:#}");
 }
