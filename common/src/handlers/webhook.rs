@@ -4,7 +4,8 @@
 //! and applied with conditional writes.
 //!
 //! Answers: 200 accepted (also for duplicates and ignorable events), 401 not
-//! authentic or replayed, 404 unknown tenant/account or provider not enabled,
+//! authentic or replayed, 404 unknown tenant/account (or inbound to an account that is
+//! disabled; its receipts are still recorded),
 //! 400 authentic but unparseable, 503 our dependencies are down (providers retry).
 
 use super::Deps;
@@ -92,20 +93,20 @@ async fn handle_verified(
     wreq: &WebhookRequest,
 ) -> Result<Response<Body>, StoreError> {
     let now = deps.clock.now();
-    // Fail closed: the provider must be enabled for the platform and the account must
-    // belong to this tenant, or nobody's secret is even looked at.
+    // Fail closed: the account must belong to this tenant and be of this provider
+    // kind, or nobody's secret is even looked at.
     let cfg = deps.tenant(tenant).await?;
-    let account_cfg = cfg.as_ref().and_then(|c| c.provider(account)).filter(|p| p.kind == kind && p.enabled);
+    let account_cfg = cfg.as_ref().and_then(|c| c.provider(account)).filter(|p| p.kind == kind);
     let (Some(_cfg), Some(tp)) = (cfg.as_ref(), account_cfg) else {
         tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = "unknown account", "callback refused");
         rejected(kind, "unknown_account");
         return Ok(respond(404, "unknown_account", "No such provider account for this tenant."));
     };
-    if !deps.cfg.enabled_providers.contains(&kind) {
-        tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = "provider not enabled", "callback refused");
-        rejected(kind, "provider_not_enabled");
-        return Ok(respond(404, "unknown_account", "No such provider account for this tenant."));
-    }
+    // An account the tenant disabled (or a provider taken out of the deployment) sends
+    // nothing new, but receipts for what it already carried are still verified with
+    // its own secret and recorded: otherwise those messages would expire as
+    // "delivery unknown". Inbound traffic to it stays refused.
+    let accepting_new = tp.enabled && deps.cfg.enabled_providers.contains(&kind);
     let creds = match deps.secrets.credentials(tenant, kind, &tp.secret_id).await {
         Ok(c) => c,
         Err(e) if e.is_transient() => return Err(StoreError::Unavailable(e.to_string())),
@@ -136,6 +137,14 @@ async fn handle_verified(
             return Ok(respond(400, "malformed_callback", "The callback could not be parsed."));
         }
     };
+    if !accepting_new && matches!(parsed, Callback::Inbound(_)) {
+        if let Some(key) = &replay {
+            let _ = deps.store.release_once(key).await;
+        }
+        tracing::warn!(security = "callback_rejected", provider = %kind, tenant = %tenant, reason = "account disabled", "inbound to a disabled account refused");
+        rejected(kind, "account_disabled");
+        return Ok(respond(404, "unknown_account", "No such provider account for this tenant."));
+    }
     let what = match &parsed {
         Callback::Status(u) => format!("{kind}: {} status update(s)", u.len()),
         Callback::Inbound(_) => format!("{kind}: inbound message"),

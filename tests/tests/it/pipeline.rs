@@ -217,3 +217,34 @@ async fn tenants_never_see_each_others_messages() {
     let missing = a.http.get(format!("{}/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV", a.pipeline.api_url())).bearer_auth(&other_key).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
 }
+
+/// The tenant disables the account while a message is out: its receipt is still
+/// verified with that account's secret and recorded (not dropped with a 404, which
+/// would leave the message to expire as "delivery unknown"); a forgery is still
+/// refused, and inbound to the disabled account is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_for_a_disabled_account_are_still_recorded() {
+    let env = TestEnv::start("disabledacct").await;
+    let (_, body) = env.submit(msg(numbers::NO_RECEIPT), None).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    let m = env.wait_for(&id, "sent", 20).await;
+    let pmid = m["provider_message_id"].as_str().unwrap().to_string();
+    let mut cfg = env.pipeline.deps.store.get_tenant_config(&env.tenant).await.unwrap().unwrap();
+    cfg.providers[0].enabled = false;
+    env.pipeline.deps.store.put_tenant_config(&cfg, chrono::Utc::now()).await.unwrap();
+    env.pipeline.deps.forget_tenant(&env.tenant);
+
+    let url = format!("{}/webhooks/sandbox/{}/sandbox-main?m={id}", env.pipeline.webhook_url(), env.tenant);
+    let now = chrono::Utc::now().timestamp();
+    let sign = |secret: &[u8], payload: &str| dispatch_common::signatures::sandbox::signature_header(&[secret], now, payload.as_bytes());
+    let receipt = json!({"type": "message.status", "id": pmid, "client_ref": id, "status": "delivered", "error_code": null, "occurred_at": "2026-11-26T00:00:00.000Z"}).to_string();
+    let forged = env.http.post(&url).header("Sandbox-Signature", sign(b"wrong-secret", &receipt)).body(receipt.clone()).send().await.unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let ok = env.http.post(&url).header("Sandbox-Signature", sign(dispatch_tests::harness::SANDBOX_WEBHOOK_SECRET.as_bytes(), &receipt)).body(receipt).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    env.wait_for(&id, "delivered", 5).await;
+
+    let inbound = json!({"type": "message.inbound", "id": "sbx_in_disabled", "from": "+12015550123", "to": "+12015550100", "text": "hello", "occurred_at": "2026-11-26T00:00:00.000Z"}).to_string();
+    let r = env.http.post(&url).header("Sandbox-Signature", sign(dispatch_tests::harness::SANDBOX_WEBHOOK_SECRET.as_bytes(), &inbound)).body(inbound).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404, "no new traffic through a disabled account");
+}
