@@ -239,9 +239,14 @@ impl ProviderAdapter for SandboxAdapter {
         }
     }
 
-    /// The signature header: its `t` and `v1` together are unique per delivery.
+    /// The signed timestamp and a hash of the body: together they determine the valid
+    /// signature, so they are unique per delivery. The header text is not: whitespace,
+    /// hex case and extra `v1` entries all verify alike, so keying on it would let a
+    /// replay through with a padded header.
     fn replay_key(&self, req: &WebhookRequest) -> Option<String> {
-        req.single_header(SIGNATURE_HEADER).ok().map(str::to_string)
+        let header = req.single_header(SIGNATURE_HEADER).ok()?;
+        let t = signatures::sandbox::header_timestamp(header).ok()?;
+        Some(format!("t={t},sha256={}", signatures::sha256_hex(&req.body)))
     }
 }
 
@@ -560,12 +565,41 @@ mod tests {
     }
 
     #[test]
-    fn replay_key_is_the_signature_header() {
+    fn replay_key_is_the_signed_timestamp_and_body() {
         let body = r#"{"type":"message.status","id":"sbx_1","status":"sent"}"#;
         let req = signed(body, NOW, SECRET);
         let key = SandboxAdapter.replay_key(&req).unwrap();
-        assert!(key.starts_with(&format!("t={NOW},v1=")), "{key}");
-        assert_ne!(Some(key), SandboxAdapter.replay_key(&signed(body, NOW + 1, SECRET)));
+        assert!(key.starts_with(&format!("t={NOW},sha256=")), "{key}");
+        assert_ne!(Some(key.clone()), SandboxAdapter.replay_key(&signed(body, NOW + 1, SECRET)));
+        let other = r#"{"type":"message.status","id":"sbx_2","status":"sent"}"#;
+        assert_ne!(Some(key), SandboxAdapter.replay_key(&signed(other, NOW, SECRET)));
         assert_eq!(SandboxAdapter.replay_key(&unsigned(body)), None);
+    }
+
+    // Found by the callback fuzzer: a trailing space on the header still verifies, and
+    // the replay key used to be the header text, so the padded copy was a new delivery.
+    #[test]
+    fn padded_or_reworded_signature_header_is_the_same_delivery() {
+        let body = r#"{"type":"message.status","id":"sbx_1","status":"sent"}"#;
+        let req = signed(body, NOW, SECRET);
+        let key = SandboxAdapter.replay_key(&req);
+        let c = Credentials::Sandbox(SandboxCredentials {
+            api_key: Secret::new("k"),
+            webhook_secret: Secret::new(SECRET),
+            api_base_url: "http://h".into(),
+        });
+        let header = req.headers[1].1.clone();
+        let v1 = header.split_once(",v1=").unwrap().1.to_owned();
+        for variant in [
+            format!("{header} "),
+            format!(" {header}"),
+            format!("t={NOW}, v1={}", v1.to_ascii_uppercase()),
+            format!("t={NOW},v1={v1},v1=00,x=y"),
+        ] {
+            let mut r = req.clone();
+            r.headers[1].1 = variant.clone();
+            assert_eq!(SandboxAdapter.verify_callback(&c, &r, NOW), Ok(()), "{variant}");
+            assert_eq!(SandboxAdapter.replay_key(&r), key, "{variant}");
+        }
     }
 }

@@ -393,7 +393,9 @@ impl ProviderAdapter for VonageSmsAdapter {
         }
         let ts = param(&params, "timestamp")?;
         let sig = param(&params, "sig")?;
-        Some(format!("sig:{ts}:{}", sig.to_ascii_lowercase()))
+        // Normalised as `verify_sms_sig` compares it (trimmed, any hex case): a padded
+        // `sig` verifies too and must not count as a new delivery.
+        Some(format!("sig:{ts}:{}", sig.trim().to_ascii_lowercase()))
     }
 }
 
@@ -1027,6 +1029,25 @@ mod tests {
         let r =
             req("POST", "https://h/in", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&signed));
         assert_eq!(VonageSmsAdapter.replay_key(&r).as_deref(), Some("sig:1385047698:d2e7b1dc968737c5998ad624e02f90b7"));
+    }
+
+    // Found by the callback fuzzer: `sig` is compared trimmed, so a receipt whose `sig`
+    // was padded with a space verified, and the replay key (untrimmed) called it new.
+    #[test]
+    fn padded_sig_is_the_same_delivery() {
+        let c = sms_creds_with(VonageSignatureMethod::Md5hash);
+        let mut p = dlr_params("delivered", "0");
+        p.retain(|(k, _)| k != "nonce");
+        let sig = sign_sms(SIG_SECRET, VonageSignatureMethod::Md5hash, &p);
+        let form = |sig: String| {
+            let mut signed = p.clone();
+            signed.push(("sig".into(), sig));
+            req("POST", "https://h/dlr", &[("Content-Type", "application/x-www-form-urlencoded")], &form_of(&signed))
+        };
+        let plain = form(sig.clone());
+        let padded = form(format!("{} ", sig.to_ascii_uppercase()));
+        assert_eq!(VonageSmsAdapter.verify_callback(&c, &padded, NOW), Ok(()));
+        assert_eq!(VonageSmsAdapter.replay_key(&padded), VonageSmsAdapter.replay_key(&plain));
     }
 
     #[test]

@@ -39,6 +39,31 @@ pub fn verify_timestamped(
     tolerance: Duration,
 ) -> Result<(), VerifyError> {
     require_secret(secret, "sandbox webhook secret is empty")?;
+    let (t, candidates) = parse_header(header_value)?;
+    check_tolerance(t, now_unix, tolerance)?;
+
+    let expected = sign_timestamped(secret, t, body);
+    // Check every candidate (no early exit); hex case is not significant.
+    let mut ok = false;
+    for candidate in candidates {
+        ok |= constant_time_eq(expected.as_bytes(), candidate.to_ascii_lowercase().as_bytes());
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
+/// The signed timestamp of a `t=..,v1=..` header value, read by the same rules as
+/// [`verify_timestamped`] (for replay keys: the header text itself is not unique per
+/// delivery, since padding, hex case and extra `v1` entries all verify alike).
+pub fn header_timestamp(header_value: &str) -> Result<i64, VerifyError> {
+    parse_header(header_value).map(|(t, _)| t)
+}
+
+/// The timestamp and the `v1` candidates of a header value.
+fn parse_header(header_value: &str) -> Result<(i64, Vec<&str>), VerifyError> {
     let mut t = None;
     let mut candidates = Vec::new();
     for item in header_value.split(',') {
@@ -59,19 +84,7 @@ pub fn verify_timestamped(
     if candidates.is_empty() {
         return Err(VerifyError::Malformed("Sandbox-Signature header (no v1)"));
     }
-    check_tolerance(t, now_unix, tolerance)?;
-
-    let expected = sign_timestamped(secret, t, body);
-    // Check every candidate (no early exit); hex case is not significant.
-    let mut ok = false;
-    for candidate in candidates {
-        ok |= constant_time_eq(expected.as_bytes(), candidate.to_ascii_lowercase().as_bytes());
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err(VerifyError::SignatureMismatch)
-    }
+    Ok((t, candidates))
 }
 
 /// Verifies the `Sandbox-Signature` header of `req`.
