@@ -45,6 +45,13 @@ else
     skipped="$(grep -E '^test result:' "$log" | sed -nE 's/.* ([0-9]+) ignored.*/\1/p' | awk '{s+=$1} END {print s+0}')"
 fi
 
+# The fuzz targets' case counts (their output is shown for passing runs too).
+fuzz_lines="$(grep -oE 'fuzz [a-z0-9_]+: [0-9]+ cases' "$log" | sort -u || true)"
+if [[ -n $fuzz_lines ]]; then
+    echo "fuzz targets: $(wc -l <<<"$fuzz_lines" | tr -d ' ') ran, $(awk '{s+=$3} END {print s}' <<<"$fuzz_lines") cases in all"
+    sed 's/^/  /' <<<"$fuzz_lines"
+fi
+
 step "openapi: lint, render, schemathesis contract run"; { bash scripts/lint-openapi.sh && bash scripts/contract-test.sh; } || status=1
 
 step "benchmarks: tiny run (builds and completes; figures are not judged)"

@@ -7,6 +7,7 @@ mod audit_trail;
 mod emf_metrics;
 mod emulator;
 mod example_tenants;
+mod fuzz_api;
 mod json_logs;
 mod lifecycle;
 mod log_hygiene;

@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the two JSON documents clients send the API: the submit
-//! request (`POST /v1/messages`) and the tenant configuration (`PUT /v1/tenant/config`).
+//! request (`POST /v1/messages`) and the tenant configuration (`PUT /v1/admin/config`).
 //!
 //! Inputs are arbitrary bytes and mutations of valid documents (the example tenants,
 //! a valid submit). Properties: nothing panics; a refusal is a typed API error with a
@@ -9,7 +9,7 @@
 //! Each target runs `FUZZ_CASES` cases (256 by default). A long run:
 //!
 //! ```text
-//! FUZZ_CASES=100000 cargo nextest run -p dispatch-common -E 'test(/fuzz/)'
+//! FUZZ_CASES=100000 cargo nextest run -p dispatch-tests -E 'test(/fuzz/)'
 //! ```
 
 use dispatch_common::domain::{ContentCategory, E164, MessageId, MessageKind};
@@ -38,9 +38,9 @@ fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> TestCas
 }
 
 const TENANTS: &[&str] = &[
-    include_str!("../../examples/tenants/psap-north.json"),
-    include_str!("../../examples/tenants/council-riverside.json"),
-    include_str!("../../examples/tenants/demo-psap.json"),
+    include_str!("../../../examples/tenants/psap-north.json"),
+    include_str!("../../../examples/tenants/council-riverside.json"),
+    include_str!("../../../examples/tenants/demo-psap.json"),
 ];
 
 fn tenant(i: usize) -> TenantConfig {
