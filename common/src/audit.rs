@@ -834,19 +834,7 @@ impl AuditLog {
 
     /// One page of the tenant's event items in seq order.
     async fn chain_page(&self, tenant: &TenantId, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), AuditError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-            .expression_attribute_values(":pk", s(audit_pk(tenant)))
-            .expression_attribute_values(":evt", s(EVT_PREFIX))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+        self.chain_page_after(tenant, 0, start).await
     }
 
     async fn chain_page_after(&self, tenant: &TenantId, after_seq: u64, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), AuditError> {

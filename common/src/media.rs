@@ -365,21 +365,7 @@ impl MediaStore {
 
     /// Reads an object whole, refusing one larger than `limit` bytes.
     pub async fn get_object(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let bucket = self.require_bucket()?;
-        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(s3_err(e)),
-        };
-        if out.content_length.unwrap_or(0) as u64 > limit {
-            return Err(StoreError::Corrupt(format!("object larger than {limit} bytes")));
-        }
-        let bytes = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading object: {e}")))?;
-        let v = bytes.into_bytes().to_vec();
-        if v.len() as u64 > limit {
-            return Err(StoreError::Corrupt(format!("object larger than {limit} bytes")));
-        }
-        Ok(Some(v))
+        Ok(self.get_object_tagged(key, limit).await?.map(|(bytes, _)| bytes))
     }
 
     /// The object's bytes and ETag (see [`Self::get_object`]).

@@ -153,18 +153,6 @@ async fn sweep_one(deps: &Deps, m: &Message) -> Result<Action, ProcessingError> 
 /// receipt window ends.
 async fn escalate(deps: &Deps, m: &Message, deadline: u32, receipt_window_secs: u32) -> Result<(), ProcessingError> {
     let now = deps.clock.now();
-    let e = Escalation {
-        tenant: m.tenant.clone(),
-        message_id: m.id,
-        category: m.category.to_string(),
-        to: m.to.masked(),
-        raised_at: iso8601(now),
-        deadline_secs: deadline,
-        status_at_escalation: m.status,
-        acknowledged_at: None,
-        acknowledged_by: None,
-    };
-    let created = deps.store.put_escalation(&e).await?;
     let window = m
         .sent_at
         .as_deref()
@@ -172,33 +160,20 @@ async fn escalate(deps: &Deps, m: &Message, deadline: u32, receipt_window_secs: 
         .map(|t| t + chrono::Duration::seconds(i64::from(receipt_window_secs)))
         .filter(|t| *t > now)
         .unwrap_or(now + chrono::Duration::seconds(REQUEUE_GRACE_SECS));
-    let at = iso8601(now);
-    let due = iso8601(window);
-    deps.store
-        .update_fields(
-            m,
-            move |n| {
-                n.escalated_at = Some(at);
-                n.next_attempt_at = Some(due);
-            },
-            format!("no delivery receipt within the {deadline}s deadline: escalated to the tenant (phone the recipient)"),
-            now,
-        )
-        .await?;
-    if created {
-        crate::metrics::count(
-            crate::metrics::Metric::EscalationsRaised,
-            &[(crate::metrics::Dim::Category, crate::metrics::category(&m.category)), (crate::metrics::Dim::Lane, crate::metrics::lane(m.priority))],
-        );
-        tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, "delivery deadline missed; escalated");
-        super::callbacks::enqueue(deps, m, super::callbacks::escalation_body(m, deadline, now)).await;
-    }
-    Ok(())
+    let note = format!("no delivery receipt within the {deadline}s deadline: escalated to the tenant (phone the recipient)");
+    raise_escalation(deps, m, deadline, Some(iso8601(window)), note).await
 }
 
 /// The delivery deadline passed before the message was even sent: record the
 /// escalation and tell the tenant, leaving the message's own retry schedule alone.
 async fn escalate_before_sent(deps: &Deps, m: &Message, deadline: u32) -> Result<(), ProcessingError> {
+    let note = format!("not delivered within the {deadline}s deadline and still {} (not yet sent): escalated to the tenant (phone the recipient)", m.status);
+    raise_escalation(deps, m, deadline, None, note).await
+}
+
+/// Records the escalation (once), marks the message escalated (moving its due time to
+/// `next_due` when given) and, the first time, counts it and tells the tenant.
+async fn raise_escalation(deps: &Deps, m: &Message, deadline: u32, next_due: Option<String>, note: String) -> Result<(), ProcessingError> {
     let now = deps.clock.now();
     let e = Escalation {
         tenant: m.tenant.clone(),
@@ -213,20 +188,19 @@ async fn escalate_before_sent(deps: &Deps, m: &Message, deadline: u32) -> Result
     };
     let created = deps.store.put_escalation(&e).await?;
     let at = iso8601(now);
-    deps.store
-        .update_fields(
-            m,
-            move |n| n.escalated_at = Some(at.clone()),
-            format!("not delivered within the {deadline}s deadline and still {} (not yet sent): escalated to the tenant (phone the recipient)", m.status),
-            now,
-        )
-        .await?;
+    let edit = move |n: &mut Message| {
+        n.escalated_at = Some(at);
+        if let Some(d) = next_due {
+            n.next_attempt_at = Some(d);
+        }
+    };
+    deps.store.update_fields(m, edit, note, now).await?;
     if created {
         crate::metrics::count(
             crate::metrics::Metric::EscalationsRaised,
             &[(crate::metrics::Dim::Category, crate::metrics::category(&m.category)), (crate::metrics::Dim::Lane, crate::metrics::lane(m.priority))],
         );
-        tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, status = %m.status, "delivery deadline missed before sending; escalated");
+        tracing::warn!(message_id = %m.id, tenant = %m.tenant, category = %m.category, status = %m.status, "delivery deadline missed; escalated");
         super::callbacks::enqueue(deps, m, super::callbacks::escalation_body(m, deadline, now)).await;
     }
     Ok(())

@@ -10,7 +10,7 @@
 //! While a job runs the record sits in the `HOLDJOB` partition of `gsi1`, which is
 //! how the sweep finds it.
 
-use super::attr::{n, parse_doc, s, store_error};
+use super::attr::{n, parse_doc, s, store_error, Item};
 use super::{keys, DynamoStore};
 use crate::domain::TenantId;
 use crate::error::StoreError;
@@ -167,39 +167,23 @@ impl DynamoStore {
     }
 
     /// One page of the tenant's media records (per-tenant media index).
-    pub async fn tenant_media_page(
-        &self,
-        tenant: &TenantId,
-        start: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<HashMap<String, AttributeValue>>), StoreError> {
-        let resp = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi2")
-            .key_condition_expression("gsi2pk = :p")
-            .expression_attribute_values(":p", s(crate::media::tenant_media_pk(tenant)))
-            .limit(200)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok((resp.items.unwrap_or_default(), resp.last_evaluated_key))
+    pub async fn tenant_media_page(&self, tenant: &TenantId, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        self.gsi2_page(&crate::media::tenant_media_pk(tenant), start).await
     }
 
     /// One page of the tenant's inbound records (per-tenant inbound index).
-    pub async fn tenant_inbound_page(
-        &self,
-        tenant: &TenantId,
-        start: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<HashMap<String, AttributeValue>>), StoreError> {
+    pub async fn tenant_inbound_page(&self, tenant: &TenantId, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        self.gsi2_page(&crate::inbound::tenant_inbound_pk(tenant), start).await
+    }
+
+    async fn gsi2_page(&self, gsi2pk: &str, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let resp = self
             .client
             .query()
             .table_name(&self.table)
             .index_name("gsi2")
             .key_condition_expression("gsi2pk = :p")
-            .expression_attribute_values(":p", s(crate::inbound::tenant_inbound_pk(tenant)))
+            .expression_attribute_values(":p", s(gsi2pk))
             .limit(200)
             .set_exclusive_start_key(start)
             .send()
