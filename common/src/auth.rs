@@ -111,3 +111,51 @@ pub async fn authenticate(store: &DynamoStore, authorization: Option<&str>, now:
         _ => Err(ApiError::unauthorized()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+    use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+    use std::sync::{Arc, Mutex};
+
+    /// Captures each request body and stops it before it leaves (no network needed).
+    #[derive(Debug, Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    impl Intercept for Capture {
+        fn name(&self) -> &'static str {
+            "Capture"
+        }
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _components: &RuntimeComponents,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            let body = context.request().body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            self.0.lock().unwrap().push(body);
+            Err("captured; not sent".into())
+        }
+    }
+
+    /// A revoked key must stop working at once: the key lookup is a strongly
+    /// consistent read, never one that may return the record from before revocation.
+    #[tokio::test]
+    async fn api_key_lookups_are_strongly_consistent() {
+        let capture = Capture::default();
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url("http://127.0.0.1:9")
+            .interceptor(capture.clone())
+            .build();
+        let store = crate::store::DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "t");
+        let refused = super::authenticate(&store, Some("Bearer dsk_0000000000000000000000000000000000000000"), chrono::Utc::now()).await;
+        assert!(refused.is_err());
+        let bodies = capture.0.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        let v: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(v["ConsistentRead"], true, "{v}");
+    }
+}
