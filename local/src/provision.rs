@@ -64,6 +64,8 @@ pub struct LocalFunction {
     pub http_routes: Vec<(String, String)>,
     /// Whether the function declares a function URL (`FunctionUrlConfig`).
     pub function_url: bool,
+    /// `Timeout` (the function's, else Globals'): how long one invocation may run.
+    pub timeout_secs: u64,
 }
 
 /// `<workspace root>/infra/template.yaml`.
@@ -237,6 +239,8 @@ struct Template {
     resources: BTreeMap<String, Resource>,
     /// `Globals.Function.Environment.Variables`, unresolved.
     globals_env: Map<String, J>,
+    /// `Globals.Function.Timeout` (seconds; Lambda's default 3 when absent).
+    globals_timeout: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -289,7 +293,8 @@ impl Template {
             .and_then(J::as_object)
             .cloned()
             .unwrap_or_default();
-        Ok(Self { parameters, conditions, resources, globals_env })
+        let globals_timeout = doc.get("Globals").and_then(|g| g.pointer("/Function/Timeout")).and_then(J::as_u64).unwrap_or(3);
+        Ok(Self { parameters, conditions, resources, globals_env, globals_timeout })
     }
 
     fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Resource)> + 'a {
@@ -664,6 +669,7 @@ impl<'t> Ctx<'t> {
                 binary: res.metadata.get("BuildProperties").and_then(|b| b.get("Binary")).and_then(J::as_str).map(str::to_owned),
                 env,
                 function_url: res.props.contains_key("FunctionUrlConfig"),
+                timeout_secs: res.props.get("Timeout").and_then(J::as_u64).unwrap_or(self.template.globals_timeout),
                 ..Default::default()
             };
             for (name, ev) in res.props.get("Events").and_then(J::as_object).into_iter().flatten() {

@@ -3,6 +3,12 @@
 //! records polled in batches of up to 10 with partial batch failures left on the
 //! queue (so visibility timeout and the DLQ redrive apply), and the retry sweep on a
 //! timer standing in for the EventBridge schedule.
+//!
+//! Like Lambda, every invocation has the function's `Timeout` from the template: the
+//! handler gets the deadline, and at the deadline its future is dropped — a batch that
+//! runs out of time counts as failed whole (every record returns after its visibility
+//! timeout, towards the DLQ's `maxReceiveCount`), an HTTP call answers 503 as API
+//! Gateway does on an integration timeout.
 
 use crate::http_server::{self, Handler, Server};
 use crate::provision::{self, Provisioned};
@@ -34,6 +40,8 @@ pub struct PipelineOptions {
     /// Delete the prefixed resources when the pipeline is dropped (tests), so a long
     /// test run does not pile up state in the emulator.
     pub teardown_on_drop: bool,
+    /// Overrides every function's template `Timeout` (tests of what a timeout does).
+    pub function_timeout: Option<Duration>,
 }
 
 impl PipelineOptions {
@@ -46,6 +54,7 @@ impl PipelineOptions {
             sweep_every: Duration::from_secs(3600),
             extra_env: BTreeMap::new(),
             teardown_on_drop: true,
+            function_timeout: None,
         }
     }
 }
@@ -111,6 +120,15 @@ impl Pipeline {
             .await
             .context("provisioning the emulator from infra/template.yaml")?;
 
+        // Each function's invocation limit, as Lambda enforces it.
+        let timeout_of = |logical_id: &str| -> Duration {
+            opts.function_timeout.unwrap_or_else(|| {
+                Duration::from_secs(provisioned.functions.get(logical_id).map(|f| f.timeout_secs).unwrap_or(30))
+            })
+        };
+        let (api_timeout, webhook_timeout, route_timeout, retry_timeout) =
+            (timeout_of("SubmitFunction"), timeout_of("WebhookFunction"), timeout_of("RouteFunction"), timeout_of("RetryFunction"));
+
         // The webhook URL must be known before the functions' config is built.
         let deps_cell: Arc<tokio::sync::OnceCell<Deps>> = Arc::new(tokio::sync::OnceCell::new());
         let d = deps_cell.clone();
@@ -121,7 +139,10 @@ impl Pipeline {
                 async move {
                     let deps = d.get().expect("deps set before traffic").clone();
                     let lreq = to_lambda_request(&req, "http");
-                    from_lambda_response(webhook::handle(&deps, lreq).await)
+                    match tokio::time::timeout(webhook_timeout, webhook::handle(&deps, lreq)).await {
+                        Ok(resp) => from_lambda_response(resp),
+                        Err(_) => timed_out("webhook", webhook_timeout),
+                    }
                 }
             }),
         )
@@ -150,7 +171,10 @@ impl Pipeline {
             let deps = api_deps.clone();
             async move {
                 let lreq = to_lambda_request(&req, "http");
-                from_lambda_response(api::handle(&deps, lreq).await)
+                match tokio::time::timeout(api_timeout, api::handle(&deps, lreq)).await {
+                    Ok(resp) => from_lambda_response(resp),
+                    Err(_) => timed_out("submit", api_timeout),
+                }
             }
         });
         let api = http_server::serve(opts.api_addr, api_handler).await.context("binding the API address")?;
@@ -159,9 +183,9 @@ impl Pipeline {
         let mut tasks = Vec::new();
         // Route consumer.
         let route_url = deps.cfg.route_queue_url.clone();
-        tasks.push(spawn_poller(clients.clone(), route_url, stop.clone(), {
+        tasks.push(spawn_poller(clients.clone(), route_url, stop.clone(), route_timeout, {
             let deps = deps.clone();
-            move |ev| {
+            move |ev, _deadline| {
                 let deps = deps.clone();
                 Box::pin(async move { route::handle_batch(&deps, ev).await })
             }
@@ -169,11 +193,11 @@ impl Pipeline {
         // Tenant callback consumer (the retry function's SQS event source).
         if !deps.cfg.tenant_callback_queue_url.is_empty() {
             let url = deps.cfg.tenant_callback_queue_url.clone();
-            tasks.push(spawn_poller(clients.clone(), url, stop.clone(), {
+            tasks.push(spawn_poller(clients.clone(), url, stop.clone(), retry_timeout, {
                 let deps = deps.clone();
-                move |ev| {
+                move |ev, deadline| {
                     let deps = deps.clone();
-                    Box::pin(async move { callbacks::handle_batch(&deps, ev).await })
+                    Box::pin(async move { callbacks::handle_batch_until(&deps, ev, deadline).await })
                 }
             }));
         }
@@ -183,13 +207,14 @@ impl Pipeline {
             let Some(q) = deps.cfg.send_queues.get(kind).cloned() else {
                 anyhow::bail!("the template declares no send queues for {kind} (SEND_QUEUE_URL_{})", env_suffix(*kind));
             };
+            let send_timeout = timeout_of(&format!("Send{}Function", camel(*kind)));
             for url in [q.priority, q.standard] {
                 let kind = *kind;
-                tasks.push(spawn_poller(clients.clone(), url, stop.clone(), {
+                tasks.push(spawn_poller(clients.clone(), url, stop.clone(), send_timeout, {
                     let deps = deps.clone();
-                    move |ev| {
+                    move |ev, deadline| {
                         let deps = deps.clone();
-                        Box::pin(async move { send::handle_batch(&deps, kind, ev).await })
+                        Box::pin(async move { send::handle_batch_until(&deps, kind, ev, deadline).await })
                     }
                 }));
             }
@@ -203,8 +228,10 @@ impl Pipeline {
             tick.tick().await;
             while !stop_s.load(Ordering::Relaxed) {
                 tick.tick().await;
-                if let Err(e) = retry::sweep(&sweep_deps).await {
-                    tracing::warn!(error = %e, "sweep failed");
+                match tokio::time::timeout(retry_timeout, retry::sweep(&sweep_deps)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed"),
+                    Err(_) => tracing::warn!(timeout_secs = retry_timeout.as_secs(), "sweep timed out (Lambda would stop it here)"),
                 }
             }
         }));
@@ -220,13 +247,32 @@ impl Pipeline {
     }
 }
 
-type BatchFn = dyn Fn(SqsEvent) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync;
+type BatchFn = dyn Fn(SqsEvent, std::time::Instant) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync;
+
+/// What API Gateway answers when the integration runs past its timeout.
+fn timed_out(function: &str, timeout: Duration) -> http_server::Response {
+    tracing::warn!(function, timeout_secs = timeout.as_secs(), "invocation timed out (Lambda would stop it here)");
+    from_lambda_response(
+        lambda_http::Response::builder()
+            .status(503)
+            .header("content-type", "application/json")
+            .body(lambda_http::Body::Text(r#"{"message":"Service Unavailable"}"#.into()))
+            .expect("static response"),
+    )
+}
+
+/// `vonage-sms` → `VonageSms` (the template's logical-id spelling).
+fn camel(kind: ProviderKind) -> String {
+    kind.as_str().split('-').map(|w| w[..1].to_ascii_uppercase() + &w[1..]).collect()
+}
 
 /// Polls one queue like Lambda's event source mapping: long-poll up to 10 records,
-/// invoke, delete the records not reported as failures.
-fn spawn_poller<F>(clients: Clients, queue_url: String, stop: Arc<AtomicBool>, f: F) -> JoinHandle<()>
+/// invoke with the function's deadline, delete the records not reported as failures.
+/// An invocation that runs past `timeout` is dropped and its whole batch counts as
+/// failed (nothing deleted), as Lambda does.
+pub fn spawn_poller<F>(clients: Clients, queue_url: String, stop: Arc<AtomicBool>, timeout: Duration, f: F) -> JoinHandle<()>
 where
-    F: Fn(SqsEvent) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync + 'static,
+    F: Fn(SqsEvent, std::time::Instant) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync + 'static,
 {
     let f: Arc<BatchFn> = Arc::new(f);
     tokio::spawn(async move {
@@ -266,7 +312,14 @@ where
                 }
                 event.records.push(r);
             }
-            let resp = f(event).await;
+            let deadline = std::time::Instant::now() + timeout;
+            let resp = match tokio::time::timeout(timeout, f(event, deadline)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(queue = %queue_url, timeout_secs = timeout.as_secs(), records = handles.len(), "invocation timed out; the whole batch returns to the queue");
+                    continue;
+                }
+            };
             for failed in resp.batch_item_failures {
                 handles.remove(&failed.item_identifier);
             }

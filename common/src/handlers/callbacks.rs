@@ -145,9 +145,25 @@ async fn secrets(deps: &Deps, tenant: &crate::domain::TenantId, secret_id: &str)
 
 /// Consumes the tenant callback queue (the `retry` function's SQS event source).
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let deadline = std::time::Instant::now() + crate::aws::DEFAULT_FUNCTION_TIMEOUT;
+    handle_batch_until(deps, event, deadline).await
+}
+
+/// Delivers the batch's callbacks while one more can finish (its [`TIMEOUT`] plus a
+/// margin) before `deadline`; the rest go back to the queue untouched. A tenant endpoint
+/// that hangs therefore costs at most one timeout per record and never the whole
+/// invocation (which would redeliver and multiply every job in the batch).
+pub async fn handle_batch_until(deps: &Deps, event: SqsEvent, deadline: std::time::Instant) -> SqsBatchResponse {
     let mut failures = BatchFailures::default();
+    let needed = TIMEOUT + Duration::from_secs(2);
+    let mut out_of_time = false;
     for record in event.records {
         let rid = record.message_id.clone();
+        if out_of_time || deadline.saturating_duration_since(std::time::Instant::now()) < needed {
+            out_of_time = true;
+            failures.fail(rid.as_deref());
+            continue;
+        }
         let Some(Ok(job)) = record.body.as_deref().map(serde_json::from_str::<TenantCallbackJob>) else {
             tracing::error!(record = ?rid, "malformed tenant callback job");
             failures.fail(rid.as_deref());

@@ -22,10 +22,34 @@ use crate::metrics::{self, Dim, Metric};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tracing::Instrument;
 
+/// Time a record needs beyond the provider call itself (connect, claim and outcome
+/// writes) before the invocation's deadline.
+pub const SEND_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn handle_batch(deps: &Deps, kind: ProviderKind, event: SqsEvent) -> SqsBatchResponse {
+    let deadline = std::time::Instant::now() + crate::aws::DEFAULT_FUNCTION_TIMEOUT;
+    handle_batch_until(deps, kind, event, deadline).await
+}
+
+/// Sends the batch's records one by one while each provider call can still finish
+/// before `deadline` (the invocation's, from the Lambda context). A record whose call
+/// could not finish is not started: it and the rest are reported as batch failures
+/// untouched, so SQS redelivers them instead of Lambda killing the invocation mid-call
+/// (which would leave a claimed, possibly accepted, message for the sweep to re-send).
+pub async fn handle_batch_until(deps: &Deps, kind: ProviderKind, event: SqsEvent, deadline: std::time::Instant) -> SqsBatchResponse {
     let mut failures = BatchFailures::default();
+    let needed = deps.cfg.provider_timeout + SEND_MARGIN;
+    let mut out_of_time = false;
     for record in event.records {
         let rid = record.message_id.clone();
+        if out_of_time || deadline.saturating_duration_since(std::time::Instant::now()) < needed {
+            if !out_of_time {
+                tracing::warn!(record = ?rid, "not enough time left in this invocation for a provider call; the rest of the batch goes back to the queue");
+            }
+            out_of_time = true;
+            failures.fail(rid.as_deref());
+            continue;
+        }
         let job: SendJob = match record.body.as_deref().map(serde_json::from_str) {
             Some(Ok(j)) => j,
             _ => {

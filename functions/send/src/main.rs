@@ -12,7 +12,8 @@ async fn main() -> Result<(), Error> {
     let kind = ProviderKind::parse(&name).ok_or_else(|| format!("PROVIDER '{name}' is not a known provider"))?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { Ok::<_, Error>(send::handle_batch(&deps, kind, event.payload).await) }
+        let deadline = dispatch_common::runtime::deadline(&event.context);
+        async move { Ok::<_, Error>(send::handle_batch_until(&deps, kind, event.payload, deadline).await) }
     }))
     .await
 }

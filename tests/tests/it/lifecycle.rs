@@ -397,3 +397,35 @@ async fn waiting_on_open_circuits_is_bounded_by_the_retry_policy() {
     let got = env.wait_for(&m.id.to_string(), "rejected", 20).await;
     assert!(got["reason"].as_str().unwrap().contains("circuit stayed open"), "{got:#}");
 }
+
+/// A send batch handed over with too little time left for a provider call starts
+/// none: its records go back to the queue untouched (the message stays `queued`, not
+/// claimed), instead of Lambda killing the invocation mid-call. With time to spare the
+/// same batch sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_batch_never_starts_a_call_it_cannot_finish() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use dispatch_common::handlers::send;
+    use dispatch_common::providers::ProviderKind;
+    let env = TestEnv::start("senddeadline").await;
+    let mut m = stored_message(&env, DeliveryStatus::Queued);
+    m.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &m).await;
+    let batch = || {
+        let mut event = SqsEvent::default();
+        let mut r = SqsMessage::default();
+        r.message_id = Some("rec-0".into());
+        r.body = Some(json!({"message_id": m.id, "tenant": env.tenant, "provider_id": "sandbox-main", "from": "+12015550100"}).to_string());
+        event.records.push(r);
+        event
+    };
+    let short = std::time::Instant::now() + Duration::from_secs(2);
+    let out = send::handle_batch_until(&env.pipeline.deps, ProviderKind::Sandbox, batch(), short).await;
+    assert_eq!(out.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect::<Vec<_>>(), ["rec-0"]);
+    assert!(env.sandbox.received().is_empty(), "no provider call was started");
+    assert_eq!(env.pipeline.deps.store.get_message(m.id).await.unwrap().unwrap().status, DeliveryStatus::Queued, "not claimed");
+    let ample = std::time::Instant::now() + Duration::from_secs(60);
+    let out = send::handle_batch_until(&env.pipeline.deps, ProviderKind::Sandbox, batch(), ample).await;
+    assert!(out.batch_item_failures.is_empty());
+    assert_eq!(env.sandbox.received().len(), 1);
+}

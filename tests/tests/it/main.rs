@@ -9,6 +9,7 @@ mod emulator;
 mod example_tenants;
 mod fuzz_api;
 mod json_logs;
+mod lambda_limits;
 mod lifecycle;
 mod log_hygiene;
 mod media_inbound;
