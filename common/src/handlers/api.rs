@@ -33,6 +33,10 @@ use sha2::{Digest, Sha256};
 
 /// The largest accepted request body; a 10-segment UCS-2 text is far below it.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// `Retry-After` on a 503: long enough for the SDK's own retries to have given up on a
+/// real outage, short enough for an emergency workflow.
+const RETRY_AFTER_SECS: &str = "2";
+
 /// How long a freshly accepted message may wait before the sweep re-queues it.
 pub const ACCEPTED_GRACE_SECS: i64 = 60;
 
@@ -92,6 +96,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 if let Ok(v) = http::HeaderValue::from_str(&allow) {
                     resp.headers_mut().insert(http::header::ALLOW, v);
                 }
+            }
+            if e.status == 503 {
+                // A dependency outage: tell clients when to retry (with the same key).
+                resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(RETRY_AFTER_SECS));
             }
             resp
         }

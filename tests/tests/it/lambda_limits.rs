@@ -47,3 +47,43 @@ async fn an_invocation_past_its_timeout_leaves_its_whole_batch_on_the_queue() {
     assert_eq!(left.messages.unwrap_or_default().len(), 1);
     let _ = clients.sqs.delete_queue().queue_url(&url).send().await;
 }
+
+/// With AWS unreachable, the API answers a clear 503 `temporarily_unavailable` with
+/// `Retry-After`, not a hang or a bare 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_outage_answers_503_with_retry_after() {
+    // Nothing listens on port 9: every AWS call fails fast, as in an outage. (One
+    // process per test under nextest, so the environment is this test's own.)
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("FUNCTION_TIMEOUT_SECS", "3");
+    }
+    let clients = Clients::from_env().await;
+    let cfg = dispatch_common::config::PlatformConfig::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("t".into()),
+        "ROUTE_QUEUE_URL" => Some("http://127.0.0.1:9/q".into()),
+        _ => None,
+    })
+    .unwrap();
+    let deps = dispatch_common::handlers::Deps::new(cfg, &clients);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("https://api.example/v1/messages")
+        .header("authorization", "Bearer dsk_0000000000000000000000000000000000000000")
+        .header("idempotency-key", "outage-1")
+        .body(lambda_http::Body::Text(r#"{"to":"+12015550123","body":"x","category":"general"}"#.into()))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), dispatch_common::handlers::api::handle(&deps, req)).await.expect("answers, does not hang");
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "2");
+    let body = match resp.body() {
+        lambda_http::Body::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "temporarily_unavailable");
+}
