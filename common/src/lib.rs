@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod media;
 pub mod metrics;
 pub mod observability;
+pub mod public_http;
 pub mod queue;
 pub mod runtime;
 pub mod sdk_error;

@@ -254,7 +254,7 @@ pub struct MediaStore {
     /// Built on first inbound media download: only the webhook function downloads,
     /// and building its two HTTPS clients (TLS roots included) would slow every
     /// other function's init.
-    fetcher: std::sync::Arc<std::sync::OnceLock<crate::inbound::Fetcher>>,
+    fetcher: std::sync::Arc<std::sync::OnceLock<crate::public_http::Fetcher>>,
 }
 
 impl MediaStore {
@@ -267,8 +267,8 @@ impl MediaStore {
     }
 
     /// The SSRF-safe downloader for inbound media, built on first use.
-    pub(crate) fn fetcher(&self) -> &crate::inbound::Fetcher {
-        self.fetcher.get_or_init(crate::inbound::Fetcher::new)
+    pub(crate) fn fetcher(&self) -> &crate::public_http::Fetcher {
+        self.fetcher.get_or_init(crate::public_http::Fetcher::new)
     }
 
     pub(crate) fn require_bucket(&self) -> Result<&str, StoreError> {

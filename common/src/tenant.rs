@@ -461,7 +461,7 @@ impl TenantConfig {
             match url::Url::parse(&cb.url) {
                 Ok(u) if allow_loopback && is_loopback(&u) => {}
                 Ok(u) => {
-                    if let Err(why) = crate::inbound::check_public_url(&u, false) {
+                    if let Err(why) = crate::public_http::check_public_url(&u, false) {
                         err("callback.url".into(), &format!("must be a public https URL ({why})"));
                     }
                 }

@@ -87,7 +87,7 @@ pub async fn enqueue(deps: &Deps, m: &Message, body: String) {
 /// platform allows it (the local runner).
 pub fn callback_target(url: &str, loopback_allowed: bool) -> Result<url::Url, String> {
     let u = url::Url::parse(url).map_err(|_| "not a URL".to_string())?;
-    crate::inbound::check_public_url(&u, loopback_allowed && is_loopback(&u))?;
+    crate::public_http::check_public_url(&u, loopback_allowed && is_loopback(&u))?;
     Ok(u)
 }
 
@@ -116,7 +116,7 @@ fn public_client() -> &'static reqwest::Client {
     static C: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     C.get_or_init(|| {
         base_client()
-            .dns_resolver(std::sync::Arc::new(crate::inbound::PublicOnly))
+            .dns_resolver(std::sync::Arc::new(crate::public_http::PublicOnly))
             .build()
             .expect("static HTTP client configuration is valid")
     })
