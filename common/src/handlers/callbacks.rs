@@ -149,30 +149,55 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     handle_batch_until(deps, event, deadline).await
 }
 
-/// Delivers the batch's callbacks while one more can finish (its [`TIMEOUT`] plus a
-/// margin) before `deadline`; the rest go back to the queue untouched. A tenant endpoint
-/// that hangs therefore costs at most one timeout per record and never the whole
-/// invocation (which would redeliver and multiply every job in the batch).
+/// Delivers the batch's callbacks concurrently, each bounded by [`TIMEOUT`], the batch
+/// by the invocation's `deadline`: a tenant endpoint that hangs costs one timeout for
+/// the whole batch, never the invocation (which would redeliver and multiply every job
+/// in it). With too little time left nothing is started; records still running at the
+/// deadline go back to the queue.
 pub async fn handle_batch_until(deps: &Deps, event: SqsEvent, deadline: std::time::Instant) -> SqsBatchResponse {
     let mut failures = BatchFailures::default();
-    let needed = TIMEOUT + Duration::from_secs(2);
-    let mut out_of_time = false;
-    for record in event.records {
-        let rid = record.message_id.clone();
-        if out_of_time || deadline.saturating_duration_since(std::time::Instant::now()) < needed {
-            out_of_time = true;
-            failures.fail(rid.as_deref());
-            continue;
+    let margin = Duration::from_secs(1);
+    if deadline.saturating_duration_since(std::time::Instant::now()) < TIMEOUT + margin * 2 {
+        for record in &event.records {
+            failures.fail(record.message_id.as_deref());
         }
+        return failures.into_response();
+    }
+    let mut running = tokio::task::JoinSet::new();
+    let mut pending = std::collections::BTreeSet::new();
+    for record in event.records {
+        let rid = record.message_id.clone().unwrap_or_default();
         let Some(Ok(job)) = record.body.as_deref().map(serde_json::from_str::<TenantCallbackJob>) else {
-            tracing::error!(record = ?rid, "malformed tenant callback job");
-            failures.fail(rid.as_deref());
+            tracing::error!(record = %rid, "malformed tenant callback job");
+            failures.fail(Some(&rid));
             continue;
         };
-        if let Err(e) = deliver(deps, &job).await {
-            tracing::warn!(tenant = %job.tenant, error = %e, "tenant callback step failed; SQS will retry");
-            failures.fail(rid.as_deref());
+        pending.insert(rid.clone());
+        let deps = deps.clone();
+        running.spawn(async move {
+            let r = deliver(&deps, &job).await;
+            if let Err(e) = &r {
+                tracing::warn!(tenant = %job.tenant, error = %e, "tenant callback step failed; SQS will retry");
+            }
+            (rid, r.is_ok())
+        });
+    }
+    let budget = deadline.saturating_duration_since(std::time::Instant::now()).saturating_sub(margin);
+    let _ = tokio::time::timeout(budget, async {
+        while let Some(done) = running.join_next().await {
+            if let Ok((rid, ok)) = done {
+                pending.remove(&rid);
+                if !ok {
+                    failures.fail(Some(&rid));
+                }
+            }
         }
+    })
+    .await;
+    // Anything still running at the budget's end (or lost to a panic) is retried.
+    running.abort_all();
+    for rid in pending {
+        failures.fail(Some(&rid));
     }
     failures.into_response()
 }

@@ -429,3 +429,47 @@ async fn a_send_batch_never_starts_a_call_it_cannot_finish() {
     assert!(out.batch_item_failures.is_empty());
     assert_eq!(env.sandbox.received().len(), 1);
 }
+
+/// A tenant endpoint that never answers: a batch of callbacks to it costs one timeout
+/// in all (they run concurrently), so every job in the batch is settled (its failed
+/// attempt recorded and its retry queued) inside one invocation's deadline, none is
+/// handed back to be redelivered and multiplied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_tenant_endpoint_costs_one_timeout_per_batch() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            h.lock().unwrap().push(sock);
+        }
+    });
+    let url = format!("http://{addr}/events");
+    let env = TestEnv::start_with("hangingcad", &[dispatch_common::providers::ProviderKind::Sandbox], move |mut c| {
+        let secret_id = format!("dispatch/{}/callback/cad", c.tenant);
+        c.callback = Some(serde_json::from_value(json!({"url": url, "secret_id": secret_id})).unwrap());
+        c
+    })
+    .await;
+    dispatch_local::seed::put_secret(&env.pipeline.clients, &format!("dispatch/{}/callback/cad", env.tenant), "cad-secret").await.unwrap();
+    let mut m = stored_message(&env, DeliveryStatus::Sent);
+    m.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &m).await;
+    let mut event = SqsEvent::default();
+    for i in 0..5 {
+        let mut r = SqsMessage::default();
+        r.message_id = Some(format!("cb-{i}"));
+        r.body = Some(json!({"tenant": env.tenant, "message_id": m.id, "body": "{}", "attempt": 1}).to_string());
+        event.records.push(r);
+    }
+    // Room for one 5 s callback timeout, not for five in a row.
+    let deadline = std::time::Instant::now() + Duration::from_secs(9);
+    let out = dispatch_common::handlers::callbacks::handle_batch_until(&env.pipeline.deps, event, deadline).await;
+    assert!(out.batch_item_failures.is_empty(), "{:?}", out.batch_item_failures.iter().map(|f| &f.item_identifier).collect::<Vec<_>>());
+    let (_, got) = env.get(&m.id.to_string()).await;
+    let notes: Vec<&str> = got["history"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert_eq!(notes.iter().filter(|n| n.contains("tenant callback attempt 1 failed (timed out)")).count(), 5, "{notes:?}");
+}
