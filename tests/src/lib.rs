@@ -3,5 +3,6 @@
 //! the pipeline against the AWS emulator.
 
 pub mod fakes;
+pub mod faults;
 pub mod harness;
 pub mod receiver;

@@ -1,4 +1,5 @@
-//! The local runner enforces Lambda's limits, and handlers respect their deadline:
+//! The local runner enforces Lambda's limits, handlers respect their deadline, and an
+//! AWS outage (a fault proxy in front of the emulator) loses nothing:
 //! an invocation that runs past its timeout is dropped with its whole batch left on the
 //! queue (redelivered after the visibility timeout), and a send batch never starts a
 //! provider call it could not finish before the deadline.
@@ -86,4 +87,54 @@ async fn an_aws_outage_answers_503_with_retry_after() {
     };
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["code"], "temporarily_unavailable");
+}
+
+/// AWS goes silent for 5 s in the middle of a flow: submits during the outage answer
+/// 503 (or are accepted once it ends), a retry with the same key yields exactly one
+/// message, every accepted message is delivered, and no provider receives one twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_aws_pause_mid_flow_loses_nothing_and_sends_nothing_twice() {
+    require_emulator();
+    let upstream: std::net::SocketAddr = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let faults = dispatch_tests::faults::AwsFaults::start(upstream).await.unwrap();
+    // SAFETY: one process per test under nextest; set before any client is built.
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL", faults.endpoint()) };
+    let env = dispatch_tests::harness::TestEnv::start("awspause").await;
+    let msg = |i: usize| serde_json::json!({"to": "+12015550123", "body": format!("Road closure notice {i}"), "category": "resident_update"});
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let (s, b) = env.submit(msg(i), Some(&format!("before-{i}"))).await;
+        assert_eq!(s, 202, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    faults.pause();
+    let during = {
+        let http = env.http.clone();
+        let url = format!("{}/v1/messages", env.pipeline.api_url());
+        let key = env.key.clone();
+        tokio::spawn(async move {
+            let r = http.post(url).bearer_auth(key).header("idempotency-key", "during-outage").json(&serde_json::json!({"to": "+12015550123", "body": "During the outage", "category": "resident_update"})).send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (status, retry_after)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    faults.resume();
+    let (status, retry_after) = during.await.unwrap();
+    assert!(status == 202 || (status == 503 && retry_after.is_some()), "{status} {retry_after:?}");
+    // The retry with the same key: one message, whether or not the first attempt stored it.
+    let (s, b) = env.submit(serde_json::json!({"to": "+12015550123", "body": "During the outage", "category": "resident_update"}), Some("during-outage")).await;
+    assert!(s == 202 || s == 200, "{s} {b}");
+    ids.push(b["id"].as_str().unwrap().to_string());
+    let (s2, b2) = env.submit(serde_json::json!({"to": "+12015550123", "body": "During the outage", "category": "resident_update"}), Some("during-outage")).await;
+    assert_eq!((s2, b2["id"].as_str()), (200, b["id"].as_str()), "the same key is the same message");
+    for id in &ids {
+        env.wait_for(id, "delivered", 90).await;
+    }
+    let received = env.sandbox.received();
+    for id in &ids {
+        let n = received.iter().filter(|r| r["client_ref"] == id.as_str()).count();
+        assert_eq!(n, 1, "message {id} reached the provider {n} times");
+    }
 }
