@@ -15,5 +15,5 @@ pub use category::ContentCategory;
 pub use encoding::{Encoding, SegmentInfo};
 pub use ids::{IdempotencyKey, MessageId, ProviderMessageId, TenantId};
 pub use message::{MessageKind, SenderId};
-pub use phone::E164;
+pub use phone::{NumberType, E164};
 pub use status::{DeliveryStatus, TransitionVerdict};

@@ -197,6 +197,74 @@ impl E164 {
     pub fn is_valid_region(code: &str) -> bool {
         is_valid_region(code)
     }
+
+    /// What kind of line the number is, by the metadata of the region it is valid in
+    /// (libphonenumber's `getNumberType`).
+    pub fn number_type(&self) -> NumberType {
+        let nsn = &self.number[1 + digit_count(self.country_code)..];
+        let Some(meta) = accept(self.country_code, nsn) else { return NumberType::Unknown };
+        number_type_in(meta, nsn)
+    }
+}
+
+/// libphonenumber's number types, as far as SMS cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberType {
+    Mobile,
+    FixedLine,
+    /// The region does not tell the two apart (the US and Canada, for example).
+    FixedLineOrMobile,
+    TollFree,
+    PremiumRate,
+    SharedCost,
+    Voip,
+    PersonalNumber,
+    Pager,
+    Uan,
+    Voicemail,
+    Unknown,
+}
+
+impl NumberType {
+    /// Whether an SMS can never reach it: only a plain fixed line is refused (a line
+    /// the metadata cannot tell from a mobile passes, and VoIP and personal numbers
+    /// often take SMS).
+    pub fn cannot_receive_sms(self) -> bool {
+        matches!(self, Self::FixedLine)
+    }
+}
+
+/// libphonenumber's `getNumberTypeHelper`, in its order.
+fn number_type_in(meta: &'static Metadata, nsn: &str) -> NumberType {
+    let d = meta.descriptors();
+    if !full_match(d.general(), nsn) {
+        return NumberType::Unknown;
+    }
+    let is = |desc: Option<&'static Descriptor>| desc.is_some_and(|x| full_match(x, nsn));
+    for (desc, t) in [
+        (d.premium_rate(), NumberType::PremiumRate),
+        (d.toll_free(), NumberType::TollFree),
+        (d.shared_cost(), NumberType::SharedCost),
+        (d.voip(), NumberType::Voip),
+        (d.personal_number(), NumberType::PersonalNumber),
+        (d.pager(), NumberType::Pager),
+        (d.uan(), NumberType::Uan),
+        (d.voicemail(), NumberType::Voicemail),
+    ] {
+        if is(desc) {
+            return t;
+        }
+    }
+    if is(d.fixed_line()) {
+        // Regions whose mobile and fixed patterns coincide, or numbers both match.
+        let same = match (d.fixed_line(), d.mobile()) {
+            (Some(f), Some(m)) => f.national_number().as_str() == m.national_number().as_str(),
+            _ => false,
+        };
+        return if same || is(d.mobile()) { NumberType::FixedLineOrMobile } else { NumberType::FixedLine };
+    }
+    if is(d.mobile()) { NumberType::Mobile } else { NumberType::Unknown }
 }
 
 /// Whether `code` is an ISO 3166 alpha-2 region libphonenumber has metadata for
@@ -1023,5 +1091,23 @@ mod tests {
         v.sort();
         let s: Vec<&str> = v.iter().map(E164::as_str).collect();
         assert_eq!(s, ["+12015550123", "+447400123456", "+6433316005"]);
+    }
+}
+
+#[cfg(test)]
+mod number_type_tests {
+    use super::{NumberType, E164};
+
+    #[test]
+    fn fixed_lines_are_told_from_mobiles() {
+        let t = |n: &str| E164::parse(n, None).unwrap().number_type();
+        assert_eq!(t("+447400123456"), NumberType::Mobile);
+        assert_eq!(t("+442079460000"), NumberType::FixedLine, "a London landline");
+        assert_eq!(t("+12015550123"), NumberType::FixedLineOrMobile, "NANP cannot tell");
+        assert_eq!(t("+448001111111"), NumberType::TollFree);
+        assert_eq!(t("+61412345678"), NumberType::Mobile);
+        assert_eq!(t("+61290000000"), NumberType::FixedLine);
+        assert!(NumberType::FixedLine.cannot_receive_sms());
+        assert!(!NumberType::FixedLineOrMobile.cannot_receive_sms());
     }
 }

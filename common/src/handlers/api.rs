@@ -440,6 +440,15 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
         ApiError::unprocessable(e.code(), format!("The recipient is not a valid phone number: {e}."))
             .field("to")
     })?;
+    // Known before sending: a fixed line can never receive a text. A PSAP calling back
+    // a landline caller must phone instead, so say so now rather than fail later.
+    if to.number_type().cannot_receive_sms() {
+        return Err(ApiError::unprocessable(
+            "not_mobile",
+            "This number is a fixed line (landline), which cannot receive text messages; phone the person instead.",
+        )
+        .field("to"));
+    }
     if !tenant.delivery.allowed_countries.is_empty() {
         let region = to.region().unwrap_or_default();
         if !tenant.delivery.allowed_countries.iter().any(|c| c.eq_ignore_ascii_case(&region)) {
@@ -793,7 +802,12 @@ async fn explain(deps: &Deps, req: &Request, caller: &Caller) -> Result<(u16, se
     })?;
     let decision = super::route::explain(deps, &tenant, &r.to, &r.category, r.kind.unwrap_or(MessageKind::Sms), r.from.as_deref(), MessageId::new())
         .await?;
-    Ok((200, serde_json::to_value(decision).unwrap_or_default()))
+    let mut v = serde_json::to_value(decision).unwrap_or_default();
+    // What kind of line the number is (a landline cannot take SMS; submit refuses it).
+    if let (Some(o), Ok(n)) = (v.as_object_mut(), E164::parse(&r.to, Some(&tenant.default_region))) {
+        o.insert("number_type".into(), json!(n.number_type()));
+    }
+    Ok((200, v))
 }
 
 #[cfg(test)]

@@ -248,3 +248,27 @@ async fn receipts_for_a_disabled_account_are_still_recorded() {
     let r = env.http.post(&url).header("Sandbox-Signature", sign(dispatch_tests::harness::SANDBOX_WEBHOOK_SECRET.as_bytes(), &inbound)).body(inbound).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404, "no new traffic through a disabled account");
 }
+
+/// A landline caller cannot be texted: submit says so before anything is stored, and
+/// the route explanation shows the number's type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_line_is_refused_at_submit_with_not_mobile() {
+    let env = TestEnv::start("landline").await;
+    let (s, b) = env.submit(json!({"to": "+442079460000", "body": "We tried to call you back.", "category": "emergency_callback"}), Some("landline-1")).await;
+    assert_eq!((s, b["code"].as_str(), b["field"].as_str()), (422, Some("not_mobile"), Some("to")), "{b}");
+    // Nothing stored under the key: the same key for a mobile is a new message.
+    let (s, _) = env.submit(json!({"to": "+12015550123", "body": "We tried to call you back.", "category": "emergency_callback"}), Some("landline-1")).await;
+    assert_eq!(s, 202);
+    let r: serde_json::Value = env
+        .http
+        .post(format!("{}/v1/admin/route/explain", env.pipeline.api_url()))
+        .bearer_auth(&env.admin_key)
+        .body(json!({"to": "+442079460000", "category": "general"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["number_type"], "fixed_line", "{r}");
+}
