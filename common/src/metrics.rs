@@ -47,6 +47,8 @@ pub enum Metric {
     MessagesUndelivered,
     MessagesFailed,
     MessagesExpired,
+    /// An operator withdrew a message before it was handed to a provider.
+    MessagesCanceled,
     /// Segments handed to a provider (the cost driver).
     SegmentsSent,
     /// One provider API call, whatever its outcome.
@@ -85,6 +87,7 @@ impl Metric {
             Self::MessagesUndelivered => "MessagesUndelivered",
             Self::MessagesFailed => "MessagesFailed",
             Self::MessagesExpired => "MessagesExpired",
+            Self::MessagesCanceled => "MessagesCanceled",
             Self::SegmentsSent => "SegmentsSent",
             Self::ProviderCalls => "ProviderCalls",
             Self::ProviderLatency => "ProviderLatency",

@@ -4,6 +4,7 @@
 //! accepted → queued → sending → sent → delivered | undelivered | failed | expired
 //!                        ↕ retrying (attempt n, next attempt at t)
 //! any non-terminal → rejected | failed | expired
+//! accepted | queued | retrying → canceled (never once a provider call is under way)
 //! ```
 //! A message only moves forward. Provider callbacks arrive late, twice or out of
 //! order; an event that would move a message backwards or out of a terminal state is
@@ -35,6 +36,8 @@ pub enum DeliveryStatus {
     Expired,
     /// Policy refused it before any provider was called (no eligible provider, opt-out, ...).
     Rejected,
+    /// An operator withdrew it before it was handed to a provider.
+    Canceled,
 }
 
 /// What should happen to a proposed transition.
@@ -49,7 +52,7 @@ pub enum TransitionVerdict {
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 10] = [
+    pub const ALL: [DeliveryStatus; 11] = [
         Self::Accepted,
         Self::Queued,
         Self::Sending,
@@ -60,12 +63,13 @@ impl DeliveryStatus {
         Self::Failed,
         Self::Expired,
         Self::Rejected,
+        Self::Canceled,
     ];
 
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired | Self::Rejected
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired | Self::Rejected | Self::Canceled
         )
     }
 
@@ -77,7 +81,7 @@ impl DeliveryStatus {
             Self::Queued => 1,
             Self::Sending | Self::Retrying => 2,
             Self::Sent => 3,
-            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired | Self::Rejected => 4,
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired | Self::Rejected | Self::Canceled => 4,
         }
     }
 
@@ -95,6 +99,10 @@ impl DeliveryStatus {
             return TransitionVerdict::Refuse;
         }
         if to == Self::Rejected && self.rank() > 1 {
+            return TransitionVerdict::Refuse;
+        }
+        // Withdrawing is only safe while no provider call is under way or done.
+        if to == Self::Canceled && !matches!(self, Self::Accepted | Self::Queued | Self::Retrying) {
             return TransitionVerdict::Refuse;
         }
         let allowed = to.rank() > self.rank()
@@ -124,6 +132,7 @@ impl DeliveryStatus {
             Self::Failed => "failed",
             Self::Expired => "expired",
             Self::Rejected => "rejected",
+            Self::Canceled => "canceled",
         }
     }
 
@@ -169,9 +178,18 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_are_exactly_the_five() {
+    fn terminal_states_are_exactly_the_six() {
         let terminal: Vec<_> = DeliveryStatus::ALL.into_iter().filter(|s| s.is_terminal()).collect();
-        assert_eq!(terminal, vec![Delivered, Undelivered, Failed, Expired, Rejected]);
+        assert_eq!(terminal, vec![Delivered, Undelivered, Failed, Expired, Rejected, Canceled]);
+    }
+
+    #[test]
+    fn cancel_only_before_a_provider_call_and_nothing_leaves_it() {
+        assert_eq!(DeliveryStatus::allowed_predecessors(Canceled), vec![Accepted, Queued, Retrying]);
+        for to in DeliveryStatus::ALL {
+            let want = if to == Canceled { TransitionVerdict::Duplicate } else { TransitionVerdict::Refuse };
+            assert_eq!(Canceled.transition_to(to), want, "canceled -> {to}");
+        }
     }
 
     #[test]

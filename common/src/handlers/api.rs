@@ -47,6 +47,7 @@ pub const ACCEPTED_GRACE_SECS: i64 = 60;
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/messages"),
     ("GET", "/v1/messages/{id}"),
+    ("DELETE", "/v1/messages/{id}"),
     ("POST", "/v1/messages/{id}/legal-hold"),
     ("DELETE", "/v1/messages/{id}/legal-hold"),
     ("GET", "/v1/admin/config"),
@@ -134,6 +135,7 @@ async fn dispatch(deps: &Deps, req: &Request, now: Instant) -> Result<(u16, serd
     match (method.as_str(), segments.as_slice()) {
         ("POST", ["v1", "messages"]) => submit(deps, req, &caller, now).await,
         ("GET", ["v1", "messages", id]) => get_message(deps, &caller, id).await,
+        ("DELETE", ["v1", "messages", id]) => cancel_message(deps, req, &caller, id).await,
         ("GET", ["v1", "admin", "config"]) => {
             require(caller.role.can_admin(), "admin")?;
             let cfg = deps.store.get_tenant_config(&caller.tenant).await.map_err(store_err)?;
@@ -294,6 +296,41 @@ fn hold_view(h: Option<&crate::store::hold::TenantHold>) -> serde_json::Value {
                 "finished_at": h.job.finished_at,
             },
         }),
+    }
+}
+
+/// `DELETE /v1/messages/{id}`: withdraws a message not yet handed to a provider
+/// (`canceled`, terminal, with its history, tenant callback and audit event). Once a
+/// provider call is under way or done it is too late: `409 not_cancelable`.
+async fn cancel_message(deps: &Deps, req: &Request, caller: &Caller, id: &str) -> Result<(u16, serde_json::Value), ApiError> {
+    require(caller.role.can_operate(), "operator or admin")?;
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Cancel {
+        reason: Option<String>,
+    }
+    let c: Cancel = if body_bytes(req)?.is_empty() { Cancel::default() } else { parse_json(req)? };
+    if c.reason.as_deref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::unprocessable("invalid_reason", "A cancel reason is at most 500 characters.").field("reason"));
+    }
+    let Ok(id) = id.parse::<MessageId>() else { return Err(ApiError::not_found("message")) };
+    let Some(m) = deps.store.get_message(id).await.map_err(store_err)? else { return Err(ApiError::not_found("message")) };
+    if m.tenant != caller.tenant {
+        return Err(ApiError::not_found("message"));
+    }
+    let reason = match c.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("canceled by {}: {r}", caller.key_id),
+        None => format!("canceled by {}", caller.key_id),
+    };
+    match deps.apply(id, crate::store::Change::to(DeliveryStatus::Canceled, EventSource::Operator).reason(reason)).await.map_err(store_err)? {
+        crate::store::TransitionOutcome::Applied(m) => Ok((200, json!({"id": m.id, "status": m.status}))),
+        crate::store::TransitionOutcome::Recorded { current, .. } if current.status == DeliveryStatus::Canceled => {
+            Ok((200, json!({"id": current.id, "status": current.status})))
+        }
+        crate::store::TransitionOutcome::Recorded { current, .. } => Err(ApiError::conflict(
+            "not_cancelable",
+            format!("This message is {} and was already handed to a provider (or finished); it can no longer be canceled.", current.status),
+        )),
     }
 }
 

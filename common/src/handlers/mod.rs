@@ -133,6 +133,7 @@ impl Deps {
             S::Undelivered => Metric::MessagesUndelivered,
             S::Failed => Metric::MessagesFailed,
             S::Expired => Metric::MessagesExpired,
+            S::Canceled => Metric::MessagesCanceled,
             _ => return,
         };
         let kind = match &m.provider {

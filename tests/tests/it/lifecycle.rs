@@ -473,3 +473,40 @@ async fn a_hanging_tenant_endpoint_costs_one_timeout_per_batch() {
     let notes: Vec<&str> = got["history"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
     assert_eq!(notes.iter().filter(|n| n.contains("tenant callback attempt 1 failed (timed out)")).count(), 5, "{notes:?}");
 }
+
+/// An operator cancels a message waiting to be routed: it ends `canceled` with the
+/// key and reason in its history, a later route job does nothing, and canceling again
+/// is harmless; a message already handed to a provider answers 409 `not_cancelable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_can_be_canceled_until_it_is_handed_to_a_provider() {
+    let env = TestEnv::start("cancel").await;
+    let api = env.pipeline.api_url();
+    let mut waiting = stored_message(&env, DeliveryStatus::Retrying);
+    waiting.next_attempt_at = Some(iso8601(chrono::Utc::now() + chrono::Duration::hours(1)));
+    store(&env, &waiting).await;
+    let url = format!("{api}/v1/messages/{}", waiting.id);
+    let r = env.http.delete(&url).bearer_auth(&env.key).body(r#"{"reason":"sent to the wrong road"}"#).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let (_, got) = env.get(&waiting.id.to_string()).await;
+    assert_eq!(got["status"], "canceled");
+    assert!(got["reason"].as_str().unwrap().contains("sent to the wrong road"), "{got:#}");
+    // A route job that was already queued finds it canceled and leaves it.
+    let job = dispatch_common::queue::RouteJob { message_id: waiting.id, tenant: env.tenant.clone(), exclude: vec![] };
+    let deps = &env.pipeline.deps;
+    deps.queues.send(&deps.cfg.route_queue_url, &job, 0).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.get(&waiting.id.to_string()).await.1["status"], "canceled");
+    assert!(env.sandbox.received().is_empty());
+    assert_eq!(env.http.delete(&url).bearer_auth(&env.key).send().await.unwrap().status().as_u16(), 200, "again: harmless");
+
+    let (_, b) = env.submit(json!({"to": "+12015550123", "body": "Bin day moved.", "category": "general"}), None).await;
+    let id = b["id"].as_str().unwrap().to_string();
+    env.wait_for(&id, "delivered", 20).await;
+    let r = env.http.delete(format!("{api}/v1/messages/{id}")).bearer_auth(&env.key).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "not_cancelable");
+    // Auditors cannot cancel.
+    let auditor = dispatch_local::seed::create_key(deps, &env.tenant, dispatch_common::auth::Role::Auditor).await.unwrap();
+    assert_eq!(env.http.delete(&url).bearer_auth(&auditor).send().await.unwrap().status().as_u16(), 403);
+}
