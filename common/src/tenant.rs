@@ -152,6 +152,20 @@ pub struct DeliveryRules {
     /// Local hours in which non-exempt messages wait (life-safety categories never do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<QuietHours>,
+    /// Replace look-alike characters (curly quotes, dashes, non-breaking spaces...) so
+    /// a text stays GSM-7 (cheaper, more per segment); off unless set.
+    #[serde(default)]
+    pub smart_encoding: bool,
+    /// Per-category override of `smart_encoding`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub smart_encoding_by_category: BTreeMap<String, bool>,
+}
+
+impl DeliveryRules {
+    /// Whether smart encoding applies to messages of `category`.
+    pub fn smart_encoding_for(&self, category: &ContentCategory) -> bool {
+        self.smart_encoding_by_category.get(category.as_str()).copied().unwrap_or(self.smart_encoding)
+    }
 }
 
 /// A daily quiet window in the tenant's time zone, e.g. 21:00–08:00 Europe/London.
@@ -217,6 +231,8 @@ impl Default for DeliveryRules {
             delivery_deadline_secs: BTreeMap::new(),
             receipt_window_secs: default_receipt_window(),
             quiet_hours: None,
+            smart_encoding: false,
+            smart_encoding_by_category: BTreeMap::new(),
         }
     }
 }

@@ -165,6 +165,50 @@ fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The GSM-7 stand-in for a look-alike character that would otherwise force UCS-2
+/// (Twilio's and others' "smart encoding" set: typographic quotes, dashes, spaces,
+/// ellipsis, bullets), or `None` when the character has none.
+pub const fn smart_replacement(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' | '\u{02BC}' => "'",
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{00AB}' | '\u{00BB}' => "\"",
+        '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}' | '\u{2212}' => "-",
+        '\u{00A0}' | '\u{2002}' | '\u{2003}' | '\u{2009}' | '\u{200A}' | '\u{202F}' | '\u{205F}' => " ",
+        '\u{200B}' | '\u{FEFF}' => "",
+        '\u{2026}' => "...",
+        '\u{2022}' | '\u{00B7}' => "-",
+        '\u{2039}' => "<",
+        '\u{203A}' => ">",
+        _ => return None,
+    })
+}
+
+/// `body` with every look-alike replaced by its GSM-7 stand-in ([`smart_replacement`])
+/// and how many characters changed. Characters with no stand-in (emoji, Cyrillic...)
+/// stay, so such a body is still UCS-2.
+pub fn smart_encode(body: &str) -> (String, usize) {
+    let mut out = String::with_capacity(body.len());
+    let mut changed = 0;
+    for c in body.chars() {
+        match smart_replacement(c) {
+            Some(r) => {
+                out.push_str(r);
+                changed += 1;
+            }
+            None => out.push(c),
+        }
+    }
+    (out, changed)
+}
+
+/// The distinct characters of `body` that force UCS-2 (none for a GSM-7 body).
+pub fn ucs2_forcing_chars(body: &str) -> Vec<char> {
+    let mut out: Vec<char> = body.chars().filter(|c| gsm7_septets(*c) == 0).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Encoding, segment count and sizes of `body`.
 ///
 /// One pass that packs both encodings at once (GSM-7 stops at the first character it
@@ -574,5 +618,24 @@ mod tests {
                 analyse(body).encoding
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod smart_tests {
+    use super::{analyse, smart_encode, ucs2_forcing_chars, Encoding};
+
+    #[test]
+    fn look_alikes_become_gsm7_and_real_unicode_stays() {
+        let body = "We\u{2019}ll be there \u{2013} \u{201C}soon\u{201D}\u{2026}";
+        assert_eq!(analyse(body).encoding, Encoding::Ucs2);
+        assert_eq!(ucs2_forcing_chars(body), ['\u{2013}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2026}']);
+        let (smart, n) = smart_encode(body);
+        assert_eq!((smart.as_str(), n), ("We'll be there - \"soon\"...", 5));
+        assert_eq!(analyse(&smart).encoding, Encoding::Gsm7);
+        let (kept, n) = smart_encode("Привет \u{2019}");
+        assert_eq!((kept.as_str(), n), ("Привет '", 1));
+        assert_eq!(analyse(&kept).encoding, Encoding::Ucs2, "Cyrillic has no stand-in");
+        assert!(ucs2_forcing_chars("plain text").is_empty());
     }
 }

@@ -458,6 +458,8 @@ pub struct ValidSubmit {
     pub category: ContentCategory,
     pub kind: MessageKind,
     pub info: encoding::SegmentInfo,
+    /// Look-alike characters smart encoding replaced (0 when off or none).
+    pub smart_replaced: usize,
 }
 
 /// Validates a submit against the tenant's rules. Pure, so it is the hot path that
@@ -510,7 +512,11 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
             )
             .field("from"));
         }
-    let body = r.body.clone().unwrap_or_default();
+    let mut body = r.body.clone().unwrap_or_default();
+    let mut smart_replaced = 0;
+    if tenant.delivery.smart_encoding_for(&category) {
+        (body, smart_replaced) = encoding::smart_encode(&body);
+    }
     if r.media.len() > crate::media::MAX_MEDIA_PER_MESSAGE {
         return Err(ApiError::unprocessable(
             "too_many_media",
@@ -538,7 +544,7 @@ pub fn validate_submit(r: &SubmitRequest, tenant: &TenantConfig) -> Result<Valid
         .field("body"));
     }
     let kind = if r.media.is_empty() { MessageKind::Sms } else { MessageKind::Mms };
-    Ok(ValidSubmit { to, from, body, category, kind, info })
+    Ok(ValidSubmit { to, from, body, category, kind, info, smart_replaced })
 }
 
 async fn submit(deps: &Deps, req: &Request, caller: &Caller, now: Instant) -> Result<(u16, serde_json::Value), ApiError> {
@@ -618,6 +624,8 @@ pub async fn accept(
     idem: Option<(&IdempotencyKey, &str)>,
     now: Instant,
 ) -> Result<Accepted, ApiError> {
+    let smart_note = (v.smart_replaced > 0)
+        .then(|| format!("smart encoding replaced {} look-alike character(s) so the text stays GSM-7", v.smart_replaced));
     let id = MessageId::new();
     let validity = tenant.validity_secs(&v.category);
     // Strongly consistent: a message accepted just after a hold was set is held.
@@ -674,7 +682,10 @@ pub async fn accept(
         provider: None,
         provider_status: None,
         error_code: None,
-        reason: first_reason,
+        reason: match (first_reason, smart_note) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        },
         attempt: Some(0),
     };
     match deps.store.create_message(&m, &first, idem, now).await.map_err(store_err)? {

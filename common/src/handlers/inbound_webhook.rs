@@ -287,7 +287,7 @@ async fn send_help_reply(deps: &Deps, cfg: &TenantConfig, record: &InboundRecord
     };
     let body = inbound::help_text(cfg);
     let info = encoding::analyse(&body);
-    let v = super::api::ValidSubmit { to, from: Some(from), body, category: ContentCategory::general(), kind: MessageKind::Sms, info };
+    let v = super::api::ValidSubmit { to, from: Some(from), body, category: ContentCategory::general(), kind: MessageKind::Sms, info, smart_replaced: 0 };
     let Ok(key) = IdempotencyKey::parse(format!("help-reply-{}", record.id)) else { return };
     let operator = crate::domain::message::OperatorContext {
         key_id: None,

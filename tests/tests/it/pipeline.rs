@@ -272,3 +272,25 @@ async fn a_fixed_line_is_refused_at_submit_with_not_mobile() {
         .unwrap();
     assert_eq!(r["number_type"], "fixed_line", "{r}");
 }
+
+/// Smart encoding, where the tenant turns it on: look-alike characters are replaced so
+/// the text stays GSM-7, and the history says so; elsewhere the text is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_encoding_keeps_look_alikes_from_forcing_ucs2() {
+    let env = TestEnv::start_with("smartenc", &[dispatch_common::providers::ProviderKind::Sandbox], |mut c| {
+        c.delivery.smart_encoding = true;
+        c.delivery.smart_encoding_by_category.insert("evidence_notification".into(), false);
+        c
+    })
+    .await;
+    let text = "We\u{2019}ll be there \u{2013} \u{201C}soon\u{201D}\u{2026}";
+    let (s, b) = env.submit(json!({"to": "+12015550123", "body": text, "category": "general"}), None).await;
+    assert_eq!((s, b["encoding"].as_str()), (202, Some("GSM-7")), "{b}");
+    let (_, m) = env.get(b["id"].as_str().unwrap()).await;
+    assert_eq!(m["body"], "We'll be there - \"soon\"...");
+    let first = m["history"][0]["reason"].as_str().unwrap_or_default();
+    assert!(first.contains("smart encoding replaced 5"), "{m:#}");
+    // Off for this category: the text goes as written, in UCS-2.
+    let (s, b) = env.submit(json!({"to": "+12015550123", "body": text, "category": "evidence_notification"}), None).await;
+    assert_eq!((s, b["encoding"].as_str()), (202, Some("UCS-2")), "{b}");
+}
