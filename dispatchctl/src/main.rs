@@ -49,7 +49,9 @@ enum Command {
 Normalise a recipient to E.164 and show how a body would be encoded and billed (offline).
 
 Prints one JSON object: {\"to\": E.164 or null, \"valid\": bool, \"error\": code or null,
-\"encoding\": \"GSM-7\"|\"UCS-2\", \"segments\": N}. Exits 0 even when the number is invalid;
+\"number_type\": \"mobile\"|\"fixed_line\"|... or null, \"encoding\": \"GSM-7\"|\"UCS-2\",
+\"segments\": N, \"ucs2_chars\": [what forces UCS-2], \"smart_encoding\": {\"replaced\": N,
+\"encoding\", \"segments\"}}. Exits 0 even when the number is invalid;
 the error code is the one the API answers with (e.g. invalid_number, too_short).")]
     Preview(PreviewArgs),
 

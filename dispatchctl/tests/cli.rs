@@ -79,8 +79,17 @@ fn preview_normalises_a_national_gb_number() {
     ]);
     assert_eq!(
         v,
-        json!({"to": "+447400123456", "valid": true, "error": null, "encoding": "GSM-7", "segments": 1})
+        json!({"to": "+447400123456", "valid": true, "error": null, "number_type": "mobile", "encoding": "GSM-7", "segments": 1,
+               "ucs2_chars": [], "smart_encoding": {"replaced": 0, "encoding": "GSM-7", "segments": 1}})
     );
+}
+
+#[test]
+fn preview_names_a_landline_and_what_smart_encoding_would_save() {
+    let v = preview(&["--to", "+442079460000", "--body", "We\u{2019}ll be there \u{2013} soon"]);
+    assert_eq!(v["number_type"], "fixed_line");
+    assert_eq!((v["encoding"].as_str(), v["ucs2_chars"].as_array().map(Vec::len)), (Some("UCS-2"), Some(2)), "{v}");
+    assert_eq!(v["smart_encoding"], json!({"replaced": 2, "encoding": "GSM-7", "segments": 1}));
 }
 
 #[test]
