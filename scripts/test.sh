@@ -53,6 +53,11 @@ if [[ -n $fuzz_lines ]]; then
 fi
 
 step "openapi: lint, render, schemathesis contract run"; { bash scripts/lint-openapi.sh && bash scripts/contract-test.sh; } || status=1
+# The rendered page is committed; rendering it again must not change it.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- docs/api.html; then
+    echo "openapi: docs/api.html was stale (re-rendered from docs/openapi.yaml): commit the new one"
+    status=1
+fi
 
 step "benchmarks: tiny run (builds and completes; figures are not judged)"
 bench_status=0
