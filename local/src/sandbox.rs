@@ -41,9 +41,15 @@ pub mod numbers {
     pub const FAILED: &str = "+12015550106";
     /// Accepted; `delivered` arrives before `sent`, then `delivered` again (a duplicate).
     pub const OUT_OF_ORDER: &str = "+12015550107";
+    /// Accepted → sent → delivered, but the send call takes [`super::SLOW_ANSWER`] to
+    /// answer (a slow provider: redeliveries and deadlines meet a call in flight).
+    pub const SLOW: &str = "+12015550108";
     /// An ordinary number in the same range: accepted → sent → delivered.
     pub const DELIVERED: &str = "+12015550100";
 }
+
+/// How long the sandbox takes to answer a send to [`numbers::SLOW`].
+pub const SLOW_ANSWER: Duration = Duration::from_secs(2);
 
 /// Delay between a message being accepted and each of its callbacks, by default.
 pub const DEFAULT_EVENT_DELAY: Duration = Duration::from_millis(50);
@@ -143,7 +149,13 @@ impl SandboxProvider {
             addr,
             http_server::handler(move |req| {
                 let state = handler_state.clone();
-                async move { route(&state, req) }
+                async move {
+                    // A slow provider: the send to numbers::SLOW answers late.
+                    if req.method == "POST" && req.uri.path() == "/v1/messages" && String::from_utf8_lossy(&req.body).contains(numbers::SLOW) {
+                        tokio::time::sleep(SLOW_ANSWER).await;
+                    }
+                    route(&state, req)
+                }
             }),
         )
         .await?;

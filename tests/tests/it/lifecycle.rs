@@ -510,3 +510,29 @@ async fn a_message_can_be_canceled_until_it_is_handed_to_a_provider() {
     let auditor = dispatch_local::seed::create_key(deps, &env.tenant, dispatch_common::auth::Role::Auditor).await.unwrap();
     assert_eq!(env.http.delete(&url).bearer_auth(&auditor).send().await.unwrap().status().as_u16(), 403);
 }
+
+/// A send job redelivered while the first delivery's provider call is still in flight
+/// (a slow provider) finds the message claimed and does nothing: the provider gets the
+/// message once, and it is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redelivered_send_job_during_a_slow_provider_call_sends_nothing_twice() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use dispatch_common::handlers::send;
+    use dispatch_common::providers::ProviderKind;
+    let env = TestEnv::start("slowredeliver").await;
+    let (s, b) = env.submit(json!({"to": numbers::SLOW, "body": "Your callback is on its way.", "category": "general"}), None).await;
+    assert_eq!(s, 202, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    env.wait_for(&id, "sending", 10).await;
+    // The same job again, as SQS would redeliver it, while the first call is in flight.
+    let mut event = SqsEvent::default();
+    let mut r = SqsMessage::default();
+    r.message_id = Some("redelivered".into());
+    r.body = Some(json!({"message_id": id, "tenant": env.tenant, "provider_id": "sandbox-main", "from": "+12015550100"}).to_string());
+    event.records.push(r);
+    let out = send::handle_batch_until(&env.pipeline.deps, ProviderKind::Sandbox, event, std::time::Instant::now() + Duration::from_secs(60)).await;
+    assert!(out.batch_item_failures.is_empty(), "a stale job is done, not retried");
+    env.wait_for(&id, "delivered", 20).await;
+    let n = env.sandbox.received().iter().filter(|m| m["client_ref"] == id.as_str()).count();
+    assert_eq!(n, 1, "the provider received it {n} times");
+}
