@@ -3,6 +3,8 @@
 
 pub mod category;
 pub mod encoding;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ids;
 pub mod media_type;
 pub mod message;

@@ -26,27 +26,11 @@ use dispatch_wire::providers::credentials::{
 use dispatch_wire::providers::{Callback, Credentials, ProviderKind, ProviderResponse, SendError, registry};
 use dispatch_wire::signatures::{self, VerifyError, WebhookRequest};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseResult, TestRunner};
+use proptest::test_runner::TestCaseResult;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Cases per target: `FUZZ_CASES`, or 256 when unset or unparseable.
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(256)
-}
-
-/// Runs `test` on `cases()` inputs from `strategy`; a failure (or panic) fails the
-/// test with the shrunk input.
-fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> TestCaseResult) {
-    let cases = cases();
-    eprintln!("fuzz {name}: {cases} cases");
-    // No failure persistence: nothing may be written into the source tree.
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&strategy, test) {
-        panic!("fuzz {name}: {e}");
-    }
-}
+use dispatch_domain::fuzzing::fuzz;
 
 // ---------------------------------------------------------------------------------
 // Validly signed callbacks, one or more per provider, built with the providers' own

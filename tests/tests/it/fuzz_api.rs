@@ -17,25 +17,12 @@ use dispatch_common::handlers::api::{SubmitRequest, validate_submit};
 use dispatch_common::providers::{ProviderKind, registry};
 use dispatch_common::tenant::{RouteEnv, RouteFacts, TenantConfig, route};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseResult, TestRunner};
+use proptest::test_runner::TestCaseResult;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(256)
-}
-
-fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> TestCaseResult) {
-    let cases = cases();
-    eprintln!("fuzz {name}: {cases} cases");
-    // No failure persistence: nothing may be written into the source tree.
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&strategy, test) {
-        panic!("fuzz {name}: {e}");
-    }
-}
+use dispatch_domain::fuzzing::fuzz;
 
 const TENANTS: &[&str] = &[
     include_str!("../../../examples/tenants/psap-north.json"),
