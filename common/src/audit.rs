@@ -585,6 +585,34 @@ fn check_link(tenant: &TenantId, expected_seq: u64, prev_hash: &str, sk_seq: u64
     Ok(ev)
 }
 
+/// The seq in a stored event's key, or the break at `expected` if the key is not one.
+fn item_seq(item: &Item, expected: u64) -> Result<u64, ChainBreak> {
+    let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+    parse_sk_seq(sk).ok_or_else(|| ChainBreak {
+        seq: expected,
+        reason: BreakReason::Unreadable { problem: format!("event key {sk:?} is not EVT#<12 digits>") },
+    })
+}
+
+/// Checks one stored event: its link ([`check_link`]) and its message index entry.
+/// The index is outside the hash, so it must still point at the event's own message:
+/// no event can be hidden from (or planted in) a message's audit history.
+fn check_item(tenant: &TenantId, expected: u64, prev_hash: &str, sk_seq: u64, item: &Item) -> Result<AuditEvent, ChainBreak> {
+    let doc = item.get("doc").and_then(|v| v.as_s().ok()).map(String::as_str);
+    let ev = check_link(tenant, expected, prev_hash, sk_seq, doc)?;
+    let want = ev.message_id.map(|id| (audit_message_gsi2pk(tenant, id), audit_message_gsi2sk(&ev.at, ev.seq)));
+    let attr = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let found = match (attr("gsi2pk"), attr("gsi2sk")) {
+        (Some(p), Some(s)) => Some((p, s)),
+        (None, None) => None,
+        (p, s) => Some((p.unwrap_or_default(), s.unwrap_or_default())),
+    };
+    if found != want {
+        return Err(ChainBreak { seq: sk_seq, reason: BreakReason::IndexMismatch { expected: want.map(|w| w.0), found: found.map(|f| f.0) } });
+    }
+    Ok(ev)
+}
+
 fn parse_sk_seq(sk: &str) -> Option<u64> {
     let digits = sk.strip_prefix(EVT_PREFIX)?;
     if digits.len() != 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -662,6 +690,13 @@ pub struct VerifyCheckpoint {
     pub seq: u64,
     pub hash: String,
     pub at: String,
+}
+
+impl VerifyCheckpoint {
+    /// Before the first event.
+    fn genesis() -> Self {
+        Self { seq: 0, hash: GENESIS_HASH.into(), at: String::new() }
+    }
 }
 
 /// What one bounded verification call established.
@@ -870,27 +905,18 @@ impl AuditLog {
         serde_json::from_str(doc).map(Some).map_err(|e| AuditError::Corrupt(format!("verify marker: {e}")))
     }
 
-    async fn put_marker(&self, tenant: &TenantId, sk: &str, m: Option<&VerifyCheckpoint>) -> Result<(), AuditError> {
-        match m {
-            Some(m) => {
-                let doc = serde_json::to_string(m).map_err(|e| AuditError::Corrupt(e.to_string()))?;
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item("pk", s(audit_pk(tenant)))
-                    .item("sk", s(sk))
-                    .item("type", s("audit_verify_marker"))
-                    .item("doc", s(doc))
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-            }
-            None => {
-                // A finished full run leaves no marker: the next one starts from the genesis.
-                let done = VerifyCheckpoint { seq: 0, hash: GENESIS_HASH.into(), at: String::new() };
-                Box::pin(self.put_marker(tenant, sk, Some(&done))).await?;
-            }
-        }
+    async fn put_marker(&self, tenant: &TenantId, sk: &str, m: &VerifyCheckpoint) -> Result<(), AuditError> {
+        let doc = serde_json::to_string(m).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(audit_pk(tenant)))
+            .item("sk", s(sk))
+            .item("type", s("audit_verify_marker"))
+            .item("doc", s(doc))
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -908,7 +934,7 @@ impl AuditLog {
         let head = self.get_head(tenant).await?;
         let head_seq = head.as_ref().map_or(0, |h| h.seq);
         let marker_sk = if full { FULL_VERIFY_SK } else { CHECKPOINT_SK };
-        let from = self.get_marker(tenant, marker_sk).await?.unwrap_or(VerifyCheckpoint { seq: 0, hash: GENESIS_HASH.into(), at: String::new() });
+        let from = self.get_marker(tenant, marker_sk).await?.unwrap_or_else(VerifyCheckpoint::genesis);
         if from.seq > 0 {
             // The checkpointed event must still be the one that was verified.
             let (items, _) = self.chain_page_after(tenant, from.seq - 1, None).await?;
@@ -937,21 +963,16 @@ impl AuditLog {
             }
             let (items, next) = self.chain_page_after(tenant, expected - 1, start.take()).await?;
             for item in items {
-                let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
-                let Some(sk_seq) = parse_sk_seq(sk) else {
-                    return Err(ChainBreak { seq: expected, reason: BreakReason::Unreadable { problem: format!("event key {sk:?} is not EVT#<12 digits>") } }.into());
-                };
+                let sk_seq = item_seq(&item, expected)?;
                 if sk_seq > head_seq {
                     break;
                 }
-                let doc = item.get("doc").and_then(|v| v.as_s().ok()).map(String::as_str);
-                let ev = check_link(tenant, expected, &prev, sk_seq, doc)?;
-                prev = ev.hash;
+                prev = check_item(tenant, expected, &prev, sk_seq, &item)?.hash;
                 expected += 1;
             }
             let reached = VerifyCheckpoint { seq: expected - 1, hash: prev.clone(), at: iso8601(now) };
             if reached.seq > from.seq {
-                self.put_marker(tenant, marker_sk, Some(&reached)).await?;
+                self.put_marker(tenant, marker_sk, &reached).await?;
             }
             start = next;
             if start.is_none() {
@@ -972,8 +993,9 @@ impl AuditLog {
             // The full walk vouches for everything up to here: it is the new checkpoint,
             // and the next full run starts over.
             let cp = VerifyCheckpoint { seq: verified_through, hash: prev, at: iso8601(now) };
-            self.put_marker(tenant, CHECKPOINT_SK, Some(&cp)).await?;
-            self.put_marker(tenant, FULL_VERIFY_SK, None).await?;
+            self.put_marker(tenant, CHECKPOINT_SK, &cp).await?;
+            // The next full run starts from the genesis again.
+            self.put_marker(tenant, FULL_VERIFY_SK, &VerifyCheckpoint::genesis()).await?;
         }
         Ok(IncrementalVerify { verified_through, head_seq, started_after: from.seq, complete, full })
     }
@@ -992,38 +1014,12 @@ impl AuditLog {
         'pages: loop {
             let (items, next) = self.chain_page(tenant, start).await?;
             for item in items {
-                let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
-                let Some(sk_seq) = parse_sk_seq(sk) else {
-                    return Err(ChainBreak {
-                        seq: expected,
-                        reason: BreakReason::Unreadable { problem: format!("event key {sk:?} is not EVT#<12 digits>") },
-                    }
-                    .into());
-                };
+                let sk_seq = item_seq(&item, expected)?;
                 if sk_seq > upto {
                     beyond = Some(sk_seq);
                     break 'pages;
                 }
-                let doc = item.get("doc").and_then(|v| v.as_s().ok()).map(String::as_str);
-                let ev = check_link(tenant, expected, &prev, sk_seq, doc)?;
-                // The message index is outside the hash: check it still points at
-                // the event's own message, so no event can be hidden from (or
-                // planted in) a message's audit history.
-                let want = ev.message_id.map(|id| (audit_message_gsi2pk(tenant, id), audit_message_gsi2sk(&ev.at, ev.seq)));
-                let attr = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let found = match (attr("gsi2pk"), attr("gsi2sk")) {
-                    (Some(p), Some(s)) => Some((p, s)),
-                    (None, None) => None,
-                    (p, s) => Some((p.unwrap_or_default(), s.unwrap_or_default())),
-                };
-                if found != want {
-                    return Err(ChainBreak {
-                        seq: sk_seq,
-                        reason: BreakReason::IndexMismatch { expected: want.map(|w| w.0), found: found.map(|f| f.0) },
-                    }
-                    .into());
-                }
-                prev = ev.hash;
+                prev = check_item(tenant, expected, &prev, sk_seq, &item)?.hash;
                 expected += 1;
             }
             start = next;

@@ -214,6 +214,24 @@ impl reqwest::dns::Resolve for PublicOnly {
 }
 
 
+/// The URL a callback may be posted to: public https, or loopback http when the
+/// platform allows it (the local runner).
+pub fn callback_target(url: &str, loopback_allowed: bool) -> Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|_| "not a URL".to_string())?;
+    check_public_url(&u, loopback_allowed && is_loopback(&u))?;
+    Ok(u)
+}
+
+/// A loopback host: 127.0.0.0/8, ::1 or `localhost`.
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{check_url, is_public_ip};
@@ -234,5 +252,32 @@ mod tests {
         assert!(check_url(&u("https://user:pw@example.com/x"), false).is_err());
         assert!(check_url(&u("http://127.0.0.1:9/x"), true).is_ok());
         assert!(check_url(&u("file:///etc/passwd"), true).is_err());
+    }
+}
+
+#[cfg(test)]
+mod callback_target_tests {
+    use super::callback_target;
+
+    #[test]
+    fn callbacks_never_turn_inward_outside_the_local_runner() {
+        for url in [
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+            "https://127.0.0.1/cb",
+            "http://localhost/cb",
+            "https://[::1]/cb",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.1.2.3/cb",
+            "http://cad.psap.example/cb",
+            "file:///etc/passwd",
+            "https://user:pw@cad.psap.example/cb",
+        ] {
+            assert!(callback_target(url, false).is_err(), "{url}");
+        }
+        assert!(callback_target("https://cad.psap.example/events", false).is_ok());
+        // The local runner's receivers, and nothing else inward even there.
+        assert!(callback_target("http://127.0.0.1:8080/cb", true).is_ok());
+        assert!(callback_target("http://10.1.2.3/cb", true).is_err());
+        assert!(callback_target("https://169.254.169.254/", true).is_err());
     }
 }

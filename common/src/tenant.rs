@@ -473,15 +473,9 @@ impl TenantConfig {
             err("retention.record_days".into(), &format!("must be at least {MIN_RECORD_DAYS} (records younger than that may still be in flight)"));
         }
         if let Some(cb) = &self.callback {
-            let allow_loopback = targets == CallbackTargets::LoopbackAllowed;
-            match url::Url::parse(&cb.url) {
-                Ok(u) if allow_loopback && is_loopback(&u) => {}
-                Ok(u) => {
-                    if let Err(why) = crate::public_http::check_public_url(&u, false) {
-                        err("callback.url".into(), &format!("must be a public https URL ({why})"));
-                    }
-                }
-                Err(_) => err("callback.url".into(), "must be a public https URL"),
+            // The same rule the callback sender applies before every post.
+            if let Err(why) = crate::public_http::callback_target(&cb.url, targets == CallbackTargets::LoopbackAllowed) {
+                err("callback.url".into(), &format!("must be a public https URL ({why})"));
             }
             if !SecretScope::Callback.contains(&self.tenant, &cb.secret_id) {
                 err(
@@ -501,10 +495,6 @@ pub enum CallbackTargets {
     PublicHttpsOnly,
     /// Also plain http to 127.0.0.1 / localhost / [::1] (the local runner).
     LoopbackAllowed,
-}
-
-fn is_loopback(u: &url::Url) -> bool {
-    u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("localhost") | Some("[::1]"))
 }
 
 /// The facts about a message that routing looks at.

@@ -83,23 +83,6 @@ pub async fn enqueue(deps: &Deps, m: &Message, body: String) {
     }
 }
 
-/// The URL a callback may be posted to: public https, or loopback http when the
-/// platform allows it (the local runner).
-pub fn callback_target(url: &str, loopback_allowed: bool) -> Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|_| "not a URL".to_string())?;
-    crate::public_http::check_public_url(&u, loopback_allowed && is_loopback(&u))?;
-    Ok(u)
-}
-
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
 fn base_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
@@ -216,7 +199,7 @@ async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
     // The URL was validated when the config was saved; check it again (a config
     // stored before the rule, or a hostname that now resolves inward) and post through
     // a client that resolves public addresses only and never follows redirects.
-    let target = match callback_target(&cb.url, deps.cfg.loopback_callbacks) {
+    let target = match crate::public_http::callback_target(&cb.url, deps.cfg.loopback_callbacks) {
         Ok(u) => u,
         Err(why) => {
             metrics::count(Metric::TenantCallbackFailures, &[(Dim::Reason, "refused_url")]);
@@ -226,7 +209,7 @@ async fn deliver(deps: &Deps, job: &TenantCallbackJob) -> Result<(), String> {
     };
     let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
     let header = signature_header(&key_refs, now.timestamp(), job.body.as_bytes());
-    let client = if deps.cfg.loopback_callbacks && is_loopback(&target) { loopback_client() } else { public_client() };
+    let client = if deps.cfg.loopback_callbacks && crate::public_http::is_loopback(&target) { loopback_client() } else { public_client() };
     let result = client
         .post(target)
         .timeout(TIMEOUT)
@@ -293,29 +276,3 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod target_tests {
-    use super::callback_target;
-
-    #[test]
-    fn callbacks_never_turn_inward_outside_the_local_runner() {
-        for url in [
-            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
-            "https://127.0.0.1/cb",
-            "http://localhost/cb",
-            "https://[::1]/cb",
-            "https://169.254.169.254/latest/meta-data/",
-            "https://10.1.2.3/cb",
-            "http://cad.psap.example/cb",
-            "file:///etc/passwd",
-            "https://user:pw@cad.psap.example/cb",
-        ] {
-            assert!(callback_target(url, false).is_err(), "{url}");
-        }
-        assert!(callback_target("https://cad.psap.example/events", false).is_ok());
-        // The local runner's receivers, and nothing else inward even there.
-        assert!(callback_target("http://127.0.0.1:8080/cb", true).is_ok());
-        assert!(callback_target("http://10.1.2.3/cb", true).is_err());
-        assert!(callback_target("https://169.254.169.254/", true).is_err());
-    }
-}
