@@ -58,6 +58,8 @@ pub struct LocalFunction {
     pub env: BTreeMap<String, String>,
     /// SQS event sources: logical ids of the queues, in event-name order.
     pub sqs_queues: Vec<String>,
+    /// The same event sources with the limits their mappings declare, in the same order.
+    pub sqs_sources: Vec<SqsSource>,
     /// Schedule events: their expressions (`rate(1 minute)`).
     pub schedules: Vec<String>,
     /// HttpApi/Api events: (METHOD, path) as declared (`ANY`, `/v1/{proxy+}`).
@@ -66,6 +68,21 @@ pub struct LocalFunction {
     pub function_url: bool,
     /// `Timeout` (the function's, else Globals'): how long one invocation may run.
     pub timeout_secs: u64,
+}
+
+/// One SQS event source mapping as the template declares it: what Lambda's poller
+/// honours (batch size, batching window, maximum concurrency).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqsSource {
+    /// Logical id of the queue.
+    pub queue: String,
+    /// `BatchSize` (Lambda's default for SQS: 10).
+    pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds` (default 0: invoke as soon as records arrive).
+    pub batching_window_secs: u32,
+    /// `ScalingConfig.MaximumConcurrency`, if set: at most this many concurrent
+    /// invocations for this source.
+    pub max_concurrency: Option<u32>,
 }
 
 /// `<workspace root>/infra/template.yaml`.
@@ -680,7 +697,27 @@ impl<'t> Ctx<'t> {
                         let (queue, attr) = getatt_parts(q.get("Fn::GetAtt").unwrap_or(&J::Null))
                             .with_context(|| format!("{id} event {name}: Queue must be !GetAtt <Queue>.Arn"))?;
                         ensure!(attr == "Arn", "{id} event {name}: Queue must be !GetAtt <Queue>.Arn");
+                        let int = |key: &str| p.get(key).and_then(J::as_u64).map(|v| v as u32);
+                        let source = SqsSource {
+                            queue: queue.clone(),
+                            batch_size: int("BatchSize").unwrap_or(10),
+                            batching_window_secs: int("MaximumBatchingWindowInSeconds").unwrap_or(0),
+                            max_concurrency: p.get("ScalingConfig").and_then(|c| c.get("MaximumConcurrency")).and_then(J::as_u64).map(|v| v as u32),
+                        };
+                        // Lambda's own limits on these values, so a template the local
+                        // runner accepts is one Lambda would accept.
+                        ensure!((1..=10_000).contains(&source.batch_size), "{id} event {name}: BatchSize must be 1..=10000");
+                        ensure!(
+                            source.batch_size <= 10 || source.batching_window_secs >= 1,
+                            "{id} event {name}: a BatchSize over 10 needs MaximumBatchingWindowInSeconds ≥ 1"
+                        );
+                        ensure!(source.batching_window_secs <= 300, "{id} event {name}: MaximumBatchingWindowInSeconds must be ≤ 300");
+                        ensure!(
+                            source.max_concurrency.is_none_or(|c| (2..=1000).contains(&c)),
+                            "{id} event {name}: ScalingConfig.MaximumConcurrency must be 2..=1000"
+                        );
                         f.sqs_queues.push(queue);
+                        f.sqs_sources.push(source);
                     }
                     Some("Schedule" | "ScheduleV2") => {
                         let expr = p
@@ -1301,6 +1338,9 @@ mod tests {
         let retry = &fns["RetryFunction"];
         assert_eq!(retry.schedules, ["rate(1 minute)"]);
         assert_eq!(retry.sqs_queues, ["TenantCallbackQueue"]);
+        let callbacks = &retry.sqs_sources[0];
+        assert_eq!((callbacks.batch_size, callbacks.batching_window_secs, callbacks.max_concurrency), (10, 0, Some(5)));
+        assert_eq!(send.sqs_sources[0].max_concurrency, None);
         assert_eq!(retry.env["SEND_DLQ_URL_TWILIO"], "http://q/SendDLQTwilio");
         assert!(fns["WebhookFunction"].function_url);
         assert!(fns["SubmitFunction"].http_routes.contains(&("POST".to_owned(), "/v1/messages".to_owned())));

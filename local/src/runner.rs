@@ -4,6 +4,8 @@
 //! queue (so visibility timeout and the DLQ redrive apply), and the retry sweep on a
 //! timer standing in for the EventBridge schedule.
 //!
+//! Each SQS source is polled with its mapping's `BatchSize`, batching window and
+//! `ScalingConfig.MaximumConcurrency` (or [`LOCAL_DEFAULT_CONCURRENCY`] pollers).
 //! Like Lambda, every invocation has the function's `Timeout` from the template: the
 //! handler gets the deadline, and at the deadline its future is dropped — a batch that
 //! runs out of time counts as failed whole (every record returns after its visibility
@@ -126,8 +128,16 @@ impl Pipeline {
                 Duration::from_secs(provisioned.functions.get(logical_id).map(|f| f.timeout_secs).unwrap_or(30))
             })
         };
-        let (api_timeout, webhook_timeout, route_timeout, retry_timeout) =
-            (timeout_of("SubmitFunction"), timeout_of("WebhookFunction"), timeout_of("RouteFunction"), timeout_of("RetryFunction"));
+        let (api_timeout, webhook_timeout, retry_timeout) = (timeout_of("SubmitFunction"), timeout_of("WebhookFunction"), timeout_of("RetryFunction"));
+        // Each SQS source's limits as its event source mapping declares them.
+        let limits_of = |function: &str, queue: &str| -> anyhow::Result<PollerLimits> {
+            let source = provisioned
+                .functions
+                .get(function)
+                .and_then(|f| f.sqs_sources.iter().find(|s| s.queue == queue))
+                .with_context(|| format!("the template gives {function} no SQS event source on {queue}"))?;
+            Ok(PollerLimits::of(source, timeout_of(function)))
+        };
 
         // The webhook URL must be known before the functions' config is built.
         let deps_cell: Arc<tokio::sync::OnceCell<Deps>> = Arc::new(tokio::sync::OnceCell::new());
@@ -183,7 +193,7 @@ impl Pipeline {
         let mut tasks = Vec::new();
         // Route consumer.
         let route_url = deps.cfg.route_queue_url.clone();
-        tasks.push(spawn_poller(clients.clone(), route_url, stop.clone(), route_timeout, {
+        tasks.push(spawn_poller(clients.clone(), route_url, stop.clone(), limits_of("RouteFunction", "RouteQueue")?, {
             let deps = deps.clone();
             move |ev, _deadline| {
                 let deps = deps.clone();
@@ -193,7 +203,7 @@ impl Pipeline {
         // Tenant callback consumer (the retry function's SQS event source).
         if !deps.cfg.tenant_callback_queue_url.is_empty() {
             let url = deps.cfg.tenant_callback_queue_url.clone();
-            tasks.push(spawn_poller(clients.clone(), url, stop.clone(), retry_timeout, {
+            tasks.push(spawn_poller(clients.clone(), url, stop.clone(), limits_of("RetryFunction", "TenantCallbackQueue")?, {
                 let deps = deps.clone();
                 move |ev, deadline| {
                     let deps = deps.clone();
@@ -207,10 +217,11 @@ impl Pipeline {
             let Some(q) = deps.cfg.send_queues.get(kind).cloned() else {
                 anyhow::bail!("the template declares no send queues for {kind} (SEND_QUEUE_URL_{})", env_suffix(*kind));
             };
-            let send_timeout = timeout_of(&format!("Send{}Function", camel(*kind)));
-            for url in [q.priority, q.standard] {
+            let function = format!("Send{}Function", camel(*kind));
+            for (url, queue) in [(q.priority, "SendPriorityQueue"), (q.standard, "SendQueue")] {
                 let kind = *kind;
-                tasks.push(spawn_poller(clients.clone(), url, stop.clone(), send_timeout, {
+                let limits = limits_of(&function, &format!("{queue}{}", camel(kind)))?;
+                tasks.push(spawn_poller(clients.clone(), url, stop.clone(), limits, {
                     let deps = deps.clone();
                     move |ev, deadline| {
                         let deps = deps.clone();
@@ -266,69 +277,135 @@ fn camel(kind: ProviderKind) -> String {
     kind.as_str().split('-').map(|w| w[..1].to_ascii_uppercase() + &w[1..]).collect()
 }
 
-/// Polls one queue like Lambda's event source mapping: long-poll up to 10 records,
-/// invoke with the function's deadline, delete the records not reported as failures.
-/// An invocation that runs past `timeout` is dropped and its whole batch counts as
-/// failed (nothing deleted), as Lambda does.
-pub fn spawn_poller<F>(clients: Clients, queue_url: String, stop: Arc<AtomicBool>, timeout: Duration, f: F) -> JoinHandle<()>
+/// What Lambda's event source mapping enforces for one SQS source.
+#[derive(Debug, Clone, Copy)]
+pub struct PollerLimits {
+    /// The function's `Timeout`: the handler's future is dropped at this deadline.
+    pub timeout: Duration,
+    /// `BatchSize`: at most this many records per invocation.
+    pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds`: how long to gather records before invoking
+    /// with a batch smaller than `batch_size`.
+    pub batching_window: Duration,
+    /// Concurrent invocations for this source (`ScalingConfig.MaximumConcurrency`, or
+    /// [`LOCAL_DEFAULT_CONCURRENCY`]).
+    pub concurrency: u32,
+}
+
+/// Concurrent invocations per SQS source when the template sets no
+/// `ScalingConfig.MaximumConcurrency`. Lambda starts five pollers and scales further;
+/// on a developer machine two are enough to run batches side by side, which is what
+/// exposes redelivery and claim races.
+pub const LOCAL_DEFAULT_CONCURRENCY: u32 = 2;
+
+impl PollerLimits {
+    /// Lambda's defaults for an SQS source with this timeout: 10 records, no window,
+    /// one invocation at a time (tests that want more say so).
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self { timeout, batch_size: 10, batching_window: Duration::ZERO, concurrency: 1 }
+    }
+
+    /// The limits the template declares for `source` on a function with `timeout`.
+    pub fn of(source: &provision::SqsSource, timeout: Duration) -> Self {
+        Self {
+            timeout,
+            batch_size: source.batch_size,
+            batching_window: Duration::from_secs(source.batching_window_secs.into()),
+            concurrency: source.max_concurrency.unwrap_or(LOCAL_DEFAULT_CONCURRENCY),
+        }
+    }
+}
+
+/// Polls one queue like Lambda's event source mapping: `concurrency` independent
+/// pollers, each gathering up to `batch_size` records (for at most the batching
+/// window), invoking with the function's deadline, and deleting the records not
+/// reported as failures. An invocation that runs past its timeout is dropped and its
+/// whole batch counts as failed (nothing deleted), as Lambda does.
+pub fn spawn_poller<F>(clients: Clients, queue_url: String, stop: Arc<AtomicBool>, limits: PollerLimits, f: F) -> JoinHandle<()>
 where
     F: Fn(SqsEvent, std::time::Instant) -> http_server::BoxFuture<aws_lambda_events::event::sqs::SqsBatchResponse> + Send + Sync + 'static,
 {
     let f: Arc<BatchFn> = Arc::new(f);
     tokio::spawn(async move {
         let arn = queue_arn(&clients, &queue_url).await.unwrap_or_default();
-        while !stop.load(Ordering::Relaxed) {
-            let out = clients
-                .sqs
-                .receive_message()
-                .queue_url(&queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-                .send()
-                .await;
-            let msgs = match out {
-                Ok(o) => o.messages.unwrap_or_default(),
-                Err(e) => {
-                    tracing::warn!(error = ?e, "receive failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+        let mut pollers = tokio::task::JoinSet::new();
+        for _ in 0..limits.concurrency.max(1) {
+            let (clients, queue_url, stop, f, arn) = (clients.clone(), queue_url.clone(), stop.clone(), f.clone(), arn.clone());
+            pollers.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(event) = gather(&clients, &queue_url, &arn, &limits, &stop).await else { continue };
+                    invoke(&clients, &queue_url, &limits, &f, event).await;
                 }
-            };
-            if msgs.is_empty() {
-                continue;
-            }
-            let mut event = SqsEvent::default();
-            let mut handles = BTreeMap::new();
-            for m in msgs {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.receipt_handle = m.receipt_handle.clone();
-                r.body = m.body.clone();
-                r.event_source_arn = Some(arn.clone());
-                r.event_source = Some("aws:sqs".into());
-                if let (Some(id), Some(h)) = (m.message_id, m.receipt_handle) {
-                    handles.insert(id, h);
+            });
+        }
+        while pollers.join_next().await.is_some() {}
+    })
+}
+
+/// One batch: receives until `batch_size` records, or until the batching window,
+/// counted from the first record, has passed (with no window, the first non-empty
+/// receive makes the batch). `None` when one long poll brought nothing.
+async fn gather(clients: &Clients, queue_url: &str, arn: &str, limits: &PollerLimits, stop: &AtomicBool) -> Option<SqsEvent> {
+    let mut window_ends = None;
+    let mut event = SqsEvent::default();
+    loop {
+        let want = (limits.batch_size as usize).saturating_sub(event.records.len()).min(10) as i32;
+        let out = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(want)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await;
+        match out {
+            Ok(o) => {
+                for m in o.messages.unwrap_or_default() {
+                    let mut r = SqsMessage::default();
+                    r.message_id = m.message_id;
+                    r.receipt_handle = m.receipt_handle;
+                    r.body = m.body;
+                    r.event_source_arn = Some(arn.to_string());
+                    r.event_source = Some("aws:sqs".into());
+                    event.records.push(r);
                 }
-                event.records.push(r);
             }
-            let deadline = std::time::Instant::now() + timeout;
-            let resp = match tokio::time::timeout(timeout, f(event, deadline)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!(queue = %queue_url, timeout_secs = timeout.as_secs(), records = handles.len(), "invocation timed out; the whole batch returns to the queue");
-                    continue;
-                }
-            };
-            for failed in resp.batch_item_failures {
-                handles.remove(&failed.item_identifier);
-            }
-            for (i, (_, handle)) in handles.into_iter().enumerate() {
-                let _ = clients.sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await;
-                let _ = i;
+            Err(e) => {
+                tracing::warn!(error = ?e, "receive failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-    })
+        if event.records.is_empty() {
+            break;
+        }
+        let window_ends = *window_ends.get_or_insert_with(|| tokio::time::Instant::now() + limits.batching_window);
+        let full = event.records.len() >= limits.batch_size as usize;
+        if full || stop.load(Ordering::Relaxed) || tokio::time::Instant::now() >= window_ends {
+            break;
+        }
+    }
+    (!event.records.is_empty()).then_some(event)
+}
+
+/// Invokes the handler with the deadline and deletes what it did not report failed.
+async fn invoke(clients: &Clients, queue_url: &str, limits: &PollerLimits, f: &Arc<BatchFn>, event: SqsEvent) {
+    let mut handles: BTreeMap<String, String> =
+        event.records.iter().filter_map(|r| Some((r.message_id.clone()?, r.receipt_handle.clone()?))).collect();
+    let deadline = std::time::Instant::now() + limits.timeout;
+    let resp = match tokio::time::timeout(limits.timeout, f(event, deadline)).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(queue = %queue_url, timeout_secs = limits.timeout.as_secs(), records = handles.len(), "invocation timed out; the whole batch returns to the queue");
+            return;
+        }
+    };
+    for failed in resp.batch_item_failures {
+        handles.remove(&failed.item_identifier);
+    }
+    for handle in handles.into_values() {
+        let _ = clients.sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await;
+    }
 }
 
 async fn queue_arn(clients: &Clients, url: &str) -> Option<String> {

@@ -30,7 +30,7 @@ async fn an_invocation_past_its_timeout_leaves_its_whole_batch_on_the_queue() {
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let c = calls.clone();
-    let poller = dispatch_local::runner::spawn_poller(clients.clone(), url.clone(), stop.clone(), Duration::from_millis(300), move |_ev, _deadline| {
+    let poller = dispatch_local::runner::spawn_poller(clients.clone(), url.clone(), stop.clone(), dispatch_local::runner::PollerLimits::with_timeout(Duration::from_millis(300)), move |_ev, _deadline| {
         c.fetch_add(1, Ordering::SeqCst);
         Box::pin(async {
             // A handler that ignores its deadline (the runner must stop it).
@@ -46,6 +46,96 @@ async fn an_invocation_past_its_timeout_leaves_its_whole_batch_on_the_queue() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let left = clients.sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
     assert_eq!(left.messages.unwrap_or_default().len(), 1);
+    let _ = clients.sqs.delete_queue().queue_url(&url).send().await;
+}
+
+async fn temp_queue(clients: &Clients, tag: &str) -> String {
+    clients
+        .sqs
+        .create_queue()
+        .queue_name(unique_prefix(tag))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+/// The poller honours the mapping's batch size and maximum concurrency: no batch is
+/// larger than `BatchSize`, never more than `MaximumConcurrency` invocations run at
+/// once, and several do run side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_honours_batch_size_and_maximum_concurrency() {
+    require_emulator();
+    let clients = Clients::from_env().await;
+    let url = temp_queue(&clients, "limits").await;
+    for chunk in (0..24).collect::<Vec<_>>().chunks(10) {
+        let mut batch = clients.sqs.send_message_batch().queue_url(&url);
+        for i in chunk {
+            batch = batch.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body("{}").build().unwrap(),
+            );
+        }
+        batch.send().await.unwrap();
+    }
+    let (records, running, most_running, largest) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let limits = dispatch_local::runner::PollerLimits { batch_size: 4, concurrency: 3, ..dispatch_local::runner::PollerLimits::with_timeout(Duration::from_secs(10)) };
+    let (r, n, m, l) = (records.clone(), running.clone(), most_running.clone(), largest.clone());
+    let poller = dispatch_local::runner::spawn_poller(clients.clone(), url.clone(), stop.clone(), limits, move |ev, _deadline| {
+        let (r, n, m, l) = (r.clone(), n.clone(), m.clone(), l.clone());
+        Box::pin(async move {
+            l.fetch_max(ev.records.len(), Ordering::SeqCst);
+            let now = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            // Long enough that the other pollers receive while this one works.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            r.fetch_add(ev.records.len(), Ordering::SeqCst);
+            SqsBatchResponse::default()
+        })
+    });
+    let started = std::time::Instant::now();
+    while records.load(Ordering::SeqCst) < 24 && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
+    assert_eq!(records.load(Ordering::SeqCst), 24, "every record handled once and deleted");
+    assert!(largest.load(Ordering::SeqCst) <= 4, "a batch of {} records exceeds BatchSize 4", largest.load(Ordering::SeqCst));
+    let most = most_running.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "{most} invocations ran at once; MaximumConcurrency is 3");
+    let _ = clients.sqs.delete_queue().queue_url(&url).send().await;
+}
+
+/// With a batching window, records that arrive within it are delivered in one
+/// invocation instead of one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batching_window_gathers_records_into_one_invocation() {
+    require_emulator();
+    let clients = Clients::from_env().await;
+    let url = temp_queue(&clients, "window").await;
+    let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let limits = dispatch_local::runner::PollerLimits { batching_window: Duration::from_secs(3), ..dispatch_local::runner::PollerLimits::with_timeout(Duration::from_secs(10)) };
+    let b = batches.clone();
+    let poller = dispatch_local::runner::spawn_poller(clients.clone(), url.clone(), stop.clone(), limits, move |ev, _deadline| {
+        b.lock().unwrap().push(ev.records.len());
+        Box::pin(async { SqsBatchResponse::default() })
+    });
+    for _ in 0..3 {
+        clients.sqs.send_message().queue_url(&url).message_body("{}").send().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let started = std::time::Instant::now();
+    while batches.lock().unwrap().iter().sum::<usize>() < 3 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
+    assert_eq!(*batches.lock().unwrap(), vec![3], "three records within the window make one batch");
     let _ = clients.sqs.delete_queue().queue_url(&url).send().await;
 }
 
@@ -129,8 +219,25 @@ async fn an_aws_pause_mid_flow_loses_nothing_and_sends_nothing_twice() {
     ids.push(b["id"].as_str().unwrap().to_string());
     let (s2, b2) = env.submit(serde_json::json!({"to": "+12015550123", "body": "During the outage", "category": "resident_update"}), Some("during-outage")).await;
     assert_eq!((s2, b2["id"].as_str()), (200, b["id"].as_str()), "the same key is the same message");
+    // A job whose invocation failed during the pause returns after the queue's
+    // visibility timeout (180 s) or, sooner, through the sweep once the message is
+    // due (a minute after acceptance): run the sweep as the schedule would.
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut open = 0;
+        for id in &ids {
+            if env.get(id).await.1["status"] != "delivered" {
+                open += 1;
+            }
+        }
+        if open == 0 || started.elapsed() > Duration::from_secs(150) {
+            break;
+        }
+        env.sweep().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
     for id in &ids {
-        env.wait_for(id, "delivered", 90).await;
+        env.wait_for(id, "delivered", 1).await;
     }
     let received = env.sandbox.received();
     for id in &ids {
