@@ -11,6 +11,9 @@ pub struct PlatformConfig {
     pub media_bucket: String,
     pub route_queue_url: String,
     pub tenant_callback_queue_url: String,
+    /// Inbound MMS media waiting to be fetched (the webhook queues, the inbound-media
+    /// function consumes). Empty where no function queues there.
+    pub inbound_media_queue_url: String,
     /// Per provider: (standard lane, priority lane) send queue URLs.
     pub send_queues: BTreeMap<ProviderKind, SendQueues>,
     /// Platform opt-in: provider types this deployment may use at all. Empty means
@@ -79,6 +82,7 @@ impl PlatformConfig {
             media_bucket: get("MEDIA_BUCKET").unwrap_or_default(),
             route_queue_url: req("ROUTE_QUEUE_URL")?,
             tenant_callback_queue_url: get("TENANT_CALLBACK_QUEUE_URL").unwrap_or_default(),
+            inbound_media_queue_url: get("INBOUND_MEDIA_QUEUE_URL").unwrap_or_default(),
             send_queues,
             enabled_providers,
             webhook_base_url: get("WEBHOOK_BASE_URL").unwrap_or_default().trim_end_matches('/').to_string(),
@@ -96,7 +100,7 @@ impl PlatformConfig {
 }
 
 fn dead_letter_queues(get: &impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
-    let mut names = vec!["ROUTE_DLQ_URL".to_string(), "TENANT_CALLBACK_DLQ_URL".to_string()];
+    let mut names = vec!["ROUTE_DLQ_URL".to_string(), "TENANT_CALLBACK_DLQ_URL".to_string(), "INBOUND_MEDIA_DLQ_URL".to_string()];
     names.extend(ProviderKind::ALL.iter().map(|k| format!("SEND_DLQ_URL_{}", env_suffix(*k))));
     names
         .into_iter()

@@ -96,6 +96,11 @@ pub struct InboundRecord {
     pub text: String,
     pub text_sha256: String,
     pub media: Vec<InboundMediaRecord>,
+    /// Media items still to be downloaded by the inbound-media job (the webhook
+    /// answers the provider before fetching them). The tenant's inbound callback is
+    /// sent once this is false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub media_pending: bool,
     /// STOP/START/HELP when the whole text is such a keyword.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyword: Option<Keyword>,
@@ -140,6 +145,18 @@ pub struct InboundMediaRecord {
     /// Why the item was not stored (`too_large`, `http_404`, `refused_url`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl InboundMediaRecord {
+    /// An item the provider listed, not yet fetched.
+    pub fn pending(index: usize, source_url: String, declared_type: Option<String>) -> Self {
+        Self { index, source_url, s3_key: None, sha256: None, size: None, sniffed_type: None, declared_type, served_type: None, error: None }
+    }
+
+    /// Neither stored nor given up on: the inbound-media job still has to fetch it.
+    pub fn is_pending(&self) -> bool {
+        self.s3_key.is_none() && self.error.is_none()
+    }
 }
 
 /// Carrier keywords, recognised only when they are the whole message (trimmed,
@@ -359,6 +376,9 @@ pub async fn put_inbound(ms: &MediaStore, r: &InboundRecord, ttl: Option<i64>, n
     if let Some(ttl) = ttl {
         record.insert("ttl".into(), n(ttl));
     }
+    if r.media_pending {
+        record.insert("media_pending".into(), AttributeValue::Bool(true));
+    }
     let reference: Item = HashMap::from([
         ("pk".into(), s(inbound_ref_pk(&r.tenant, &r.provider_account, &r.provider_message_id))),
         ("sk".into(), s(INBOUND_REF_SK)),
@@ -383,6 +403,26 @@ pub async fn put_inbound(ms: &MediaStore, r: &InboundRecord, ttl: Option<i64>, n
         .send()
         .await
         .map_err(ddb_err)?;
+    Ok(())
+}
+
+/// Records the inbound-media job's progress on a record whose media are still
+/// pending: the item's media list, and `media_pending` cleared when nothing is left.
+/// `Conflict`: the record no longer has pending media (another delivery of the job
+/// finished it first), so a late, partial write never undoes a finished one.
+pub async fn update_inbound_media(ms: &MediaStore, r: &InboundRecord) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut update = ms
+        .dynamodb
+        .update_item()
+        .table_name(&ms.table)
+        .key("pk", s(inbound_pk(&r.id)))
+        .key("sk", s(INBOUND_SK))
+        .condition_expression("media_pending = :yes")
+        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+        .expression_attribute_values(":doc", s(doc));
+    update = if r.media_pending { update.update_expression("SET doc = :doc") } else { update.update_expression("SET doc = :doc REMOVE media_pending") };
+    update.send().await.map_err(ddb_err)?;
     Ok(())
 }
 

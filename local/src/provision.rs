@@ -1280,9 +1280,9 @@ mod tests {
         let count = |kind| t.of_type(kind).count();
         assert_eq!(count(TABLE), 1);
         assert_eq!(count(BUCKET), 1);
-        assert_eq!(count(QUEUE), 2 + 2 + 8 * 3);
+        assert_eq!(count(QUEUE), 2 + 2 + 2 + 8 * 3);
         assert_eq!(count(SECRET), 1);
-        assert_eq!(count(SAM_FUNCTION), 3 + 8 + 1);
+        assert_eq!(count(SAM_FUNCTION), 3 + 8 + 1 + 1);
 
         let mut keys: Vec<String> = t.globals_env.keys().cloned().collect();
         keys.sort();
@@ -1297,6 +1297,7 @@ mod tests {
         // Every work queue redrives to an existing DLQ; DLQs redrive nowhere.
         assert_eq!(dlq_of(&t, "RouteQueue").as_deref(), Some("RouteDLQ"));
         assert_eq!(dlq_of(&t, "TenantCallbackQueue").as_deref(), Some("TenantCallbackDLQ"));
+        assert_eq!(dlq_of(&t, "InboundMediaQueue").as_deref(), Some("InboundMediaDLQ"));
         for c in CAMEL {
             assert_eq!(dlq_of(&t, &format!("SendQueue{c}")), Some(format!("SendDLQ{c}")));
             assert_eq!(dlq_of(&t, &format!("SendPriorityQueue{c}")), Some(format!("SendDLQ{c}")));
@@ -1343,6 +1344,12 @@ mod tests {
         assert_eq!(send.sqs_sources[0].max_concurrency, None);
         assert_eq!(retry.env["SEND_DLQ_URL_TWILIO"], "http://q/SendDLQTwilio");
         assert!(fns["WebhookFunction"].function_url);
+        assert_eq!(fns["WebhookFunction"].env["INBOUND_MEDIA_QUEUE_URL"], "http://q/InboundMediaQueue");
+        let media = &fns["InboundMediaFunction"];
+        assert_eq!((media.binary.as_deref(), media.timeout_secs), (Some("inbound-media"), 120));
+        let job = &media.sqs_sources[0];
+        assert_eq!((job.queue.as_str(), job.batch_size, job.max_concurrency), ("InboundMediaQueue", 1, Some(10)));
+        assert_eq!(retry.env["INBOUND_MEDIA_DLQ_URL"], "http://q/InboundMediaDLQ");
         assert!(fns["SubmitFunction"].http_routes.contains(&("POST".to_owned(), "/v1/messages".to_owned())));
         assert_eq!(fns["RouteFunction"].sqs_queues, ["RouteQueue"]);
 
@@ -1354,6 +1361,40 @@ mod tests {
         assert_eq!(ctx2.functions().unwrap()["SendTwilioFunction"].env["WEBHOOK_BASE_URL"], "https://hooks.example");
 
         assert!(Ctx::new(&t, &BTreeMap::from([("Nope".to_owned(), String::new())]), "p", "us-east-1").is_err());
+    }
+
+    /// Lambda refuses a function whose environment (keys and values) passes 4 KB.
+    /// Resolved with names as long as CloudFormation generates them for the default
+    /// stack name (`<stack>-<LogicalId>-<12 random>`), in a long region.
+    #[test]
+    fn every_function_environment_fits_lambdas_4_kb_limit() {
+        let t = template();
+        let mut ctx = Ctx::new(&t, &BTreeMap::new(), "sms-dispatch", "ap-southeast-2").unwrap();
+        for (id, r) in &t.resources {
+            let name = format!("sms-dispatch-{id}-A1B2C3D4E5F6");
+            match r.kind.as_str() {
+                QUEUE => {
+                    ctx.set_ref(id, &format!("https://sqs.ap-southeast-2.amazonaws.com/123456789012/{name}"));
+                    ctx.set_attr(id, "Arn", &format!("arn:aws:sqs:ap-southeast-2:123456789012:{name}"));
+                    ctx.set_attr(id, "QueueName", &name);
+                }
+                SECRET => ctx.set_ref(id, &format!("arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:{id}-AbCdEf")),
+                TABLE | BUCKET => ctx.set_ref(id, &name.to_lowercase()),
+                _ => {}
+            }
+        }
+        let globals = ctx.globals_env().unwrap();
+        let function_url = "https://abcdefghijklmnopqrstuvwxyz234567.lambda-url.ap-southeast-2.on.aws/";
+        for (id, f) in ctx.functions().unwrap() {
+            let mut env = globals.clone();
+            env.extend(f.env.clone());
+            env.entry("WEBHOOK_BASE_URL".into()).or_default();
+            if env["WEBHOOK_BASE_URL"].is_empty() && id.starts_with("Send") {
+                env.insert("WEBHOOK_BASE_URL".into(), function_url.into());
+            }
+            let size: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+            assert!(size <= 4096, "{id}: {size} bytes of environment (Lambda allows 4096)");
+        }
     }
 
     #[test]
@@ -1489,7 +1530,7 @@ mod tests {
     fn template_iam_is_least_privilege() {
         let t = template();
         let functions: Vec<String> = t.of_type(SAM_FUNCTION).map(|(id, _)| id.clone()).collect();
-        assert_eq!(functions.len(), 12);
+        assert_eq!(functions.len(), 13);
         let kinds = ["sandbox", "twilio", "vonage-sms", "vonage-messages", "telnyx", "bandwidth", "plivo", "sinch"];
         for id in &functions {
             // SAM's DynamoDB policy templates all cover the whole table (CRUD includes
@@ -1577,7 +1618,8 @@ mod tests {
         // callbacks) and nobody else; retry reads no provider credentials.
         for id in &functions {
             assert_eq!(can_read_secret(&t, id, "dispatch/acme/callback/main"), id == "RetryFunction", "{id} reading callback secrets");
-            assert!(readable_secrets(&t, id).contains(&platform), "{id} needs the audit hash key");
+            // Everything that audits needs the chain's hash key; the media job audits nothing.
+            assert_eq!(readable_secrets(&t, id).contains(&platform), id != "InboundMediaFunction", "{id} and the audit hash key");
             assert!(!readable_secrets(&t, id).iter().any(|r| r.ends_with(":secret:dispatch/*") || r == "*"), "{id}");
         }
         for k in kinds {
@@ -1592,6 +1634,13 @@ mod tests {
             }
         }
         assert!(!statements(&t, "RetryFunction").iter().any(|st| actions(st).iter().any(|a| a.starts_with("s3:"))));
+        // Inbound media: only the media job writes them, only under inbound/; the
+        // webhook, which faces the internet, writes no objects at all.
+        assert!(!statements(&t, "WebhookFunction").iter().any(|st| actions(st).iter().any(|a| a.starts_with("s3:"))));
+        let media_writes: Vec<Vec<String>> =
+            statements(&t, "InboundMediaFunction").into_iter().filter(|st| actions(st).iter().any(|a| a.starts_with("s3:"))).map(resources).collect();
+        assert_eq!(media_writes, [["${MediaBucket.Arn}/inbound/*"]]);
+        assert!(readable_secrets(&t, "InboundMediaFunction").is_empty(), "the media job reads no secrets");
 
         // A callback flood cannot starve sending: the webhook's and every send
         // function's concurrency is reserved (both can be switched off with 0).

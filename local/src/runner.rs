@@ -18,7 +18,7 @@ use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use dispatch_common::aws::Clients;
 use dispatch_common::config::{env_suffix, PlatformConfig};
-use dispatch_common::handlers::{api, callbacks, retry, route, send, webhook, Deps};
+use dispatch_common::handlers::{api, callbacks, inbound_media, retry, route, send, webhook, Deps};
 use dispatch_common::providers::ProviderKind;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -208,6 +208,17 @@ impl Pipeline {
                 move |ev, deadline| {
                     let deps = deps.clone();
                     Box::pin(async move { callbacks::handle_batch_until(&deps, ev, deadline).await })
+                }
+            }));
+        }
+        // Inbound MMS media (the inbound-media function's SQS event source).
+        if !deps.cfg.inbound_media_queue_url.is_empty() {
+            let url = deps.cfg.inbound_media_queue_url.clone();
+            tasks.push(spawn_poller(clients.clone(), url, stop.clone(), limits_of("InboundMediaFunction", "InboundMediaQueue")?, {
+                let deps = deps.clone();
+                move |ev, deadline| {
+                    let deps = deps.clone();
+                    Box::pin(async move { inbound_media::handle_batch_until(&deps, ev, deadline).await })
                 }
             }));
         }

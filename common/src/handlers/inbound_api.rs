@@ -95,6 +95,7 @@ pub fn view(r: &InboundRecord, with_body: bool, urls: &[Option<String>]) -> serd
     let mut v = serde_json::to_value(r).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.remove("provider_metadata");
+        o.insert("media_pending".into(), json!(r.media_pending));
         if !with_body {
             o.remove("text");
         }

@@ -3,11 +3,12 @@
 //!
 //! [`handle_inbound`]: the destination must be one of the tenant's sender identities
 //! on that provider account (else nothing is stored and the webhook answers 404);
-//! each media item is downloaded (size cap, timeout, at most 3 redirects, public https
-//! only except for the sandbox), sniffed, hashed and stored in S3 with SSE; STOP/START
-//! keywords update the tenant's opt-out list; the record is linked to the last message
-//! the tenant sent to that number and pushed to the tenant's callback URL, signed like
-//! status callbacks. A provider's retry of the same message is stored once.
+//! media items are recorded as pending and fetched by the inbound-media job
+//! ([`super::inbound_media`]) after the provider has its answer; STOP/START keywords
+//! update the tenant's opt-out list; the record is linked to the last message the
+//! tenant sent to that number and pushed to the tenant's callback URL, signed like
+//! status callbacks (for an MMS, once its media are settled). A provider's retry of
+//! the same message is stored once.
 
 use super::Deps;
 use crate::domain::{SenderId, TenantId, E164};
@@ -22,7 +23,6 @@ use crate::time::{iso8601, parse_iso8601};
 use lambda_http::{Body, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 /// What became of an inbound callback.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +108,11 @@ pub async fn handle_inbound(
     };
     if let Some(existing) = inbound::find_inbound_ref(ms, tenant, account, &msg.provider_message_id).await? {
         tracing::info!(inbound_id = %existing, provider = %kind, tenant = %tenant, "inbound message already stored (provider retry)");
+        // The first delivery may have stored the record and then failed to queue its
+        // media job; the provider's retry queues it again (the job is idempotent).
+        if !msg.media.is_empty() && inbound::get_inbound(ms, tenant, &existing).await?.is_some_and(|r| r.media_pending) {
+            queue_media_job(deps, tenant, &existing).await?;
+        }
         return Ok(InboundOutcome::Duplicate(existing));
     }
 
@@ -116,73 +121,20 @@ pub async fn handle_inbound(
     let from_e164 = E164::parse(&msg.from, Some(&cfg.default_region)).ok();
     let from = from_e164.as_ref().map(|e| e.to_string()).unwrap_or_else(|| msg.from.trim().to_string());
 
-    // Media: download, sniff, hash, store. A failed item is recorded with its reason;
-    // only an S3 failure fails the whole message (so the provider retries).
-    let mut media = Vec::with_capacity(msg.media.len());
-    let mut written = Vec::new();
-    for (i, item) in msg.media.iter().enumerate() {
-        let mut rec = InboundMediaRecord {
-            index: i,
-            source_url: item.url.clone(),
-            s3_key: None,
-            sha256: None,
-            size: None,
-            sniffed_type: None,
-            declared_type: item.content_type.clone(),
-            served_type: None,
-            error: None,
-        };
-        if i >= inbound::MAX_INBOUND_MEDIA {
-            rec.error = Some("skipped_too_many_items".into());
-            media.push(rec);
-            continue;
-        }
-        let allow_local = kind == ProviderKind::Sandbox;
-        let mut got = ms.fetcher().download(&item.url, allow_local, inbound::MAX_INBOUND_MEDIA_BYTES).await;
-        if matches!(&got, Err(e) if e.is_transient()) {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            got = ms.fetcher().download(&item.url, allow_local, inbound::MAX_INBOUND_MEDIA_BYTES).await;
-        }
-        match got {
-            Ok(d) => {
-                let sha = hex::encode(Sha256::digest(&d.bytes));
-                let sniffed = media::sniff(&d.bytes);
-                let key = inbound::inbound_media_key(tenant, &id, i);
-                // Stored as what the bytes are (the declarations stay in the metadata),
-                // so nothing a sender declares decides how a browser treats our link.
-                let stored_type = media::safe_serving_type(sniffed).to_string();
-                let size = d.bytes.len() as u64;
-                let meta = [
-                    ("sha256", sha.clone()),
-                    ("sniffed-type", sniffed.unwrap_or_default().to_string()),
-                    ("declared-type", item.content_type.clone().unwrap_or_default()),
-                    ("served-type", d.served_type.clone().unwrap_or_default()),
-                    ("tenant", tenant.to_string()),
-                    ("inbound-id", id.clone()),
-                    ("provider", kind.to_string()),
-                    ("provider-account", account.to_string()),
-                    ("provider-message-id", msg.provider_message_id.clone()),
-                    ("source-url", item.url.clone()),
-                    ("received-at", received_at.clone()),
-                ];
-                if let Err(e) = ms.put_object(&key, d.bytes, &stored_type, &meta, &sha).await {
-                    cleanup(ms, &written).await;
-                    return Err(e);
-                }
-                written.push(key.clone());
-                rec.s3_key = Some(key);
-                rec.sha256 = Some(sha);
-                rec.size = Some(size);
-                rec.sniffed_type = sniffed.map(str::to_string);
-                rec.served_type = d.served_type;
+    // Media are fetched by the inbound-media job, after the provider has its answer.
+    let media: Vec<InboundMediaRecord> = msg
+        .media
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut rec = InboundMediaRecord::pending(i, item.url.clone(), item.content_type.clone());
+            if i >= inbound::MAX_INBOUND_MEDIA {
+                rec.error = Some("skipped_too_many_items".into());
             }
-            Err(e) => {
-                tracing::warn!(provider = %kind, tenant = %tenant, item = i, error = %e.code(), "inbound media not stored");
-                rec.error = Some(e.code());
-            }
-        }
-        media.push(rec);
-    }
+            rec
+        })
+        .collect();
+    let media_pending = media.iter().any(InboundMediaRecord::is_pending);
 
     // Keywords: STOP/START change the opt-out list (the latest keyword by time wins).
     let keyword = inbound::classify_keyword(&msg.text);
@@ -197,13 +149,7 @@ pub async fn handle_inbound(
                 at: keyword_at,
                 inbound_id: Some(id.clone()),
             };
-            let applied = match inbound::set_opt_out(ms, &r).await {
-                Ok(a) => a,
-                Err(e) => {
-                    cleanup(ms, &written).await;
-                    return Err(e);
-                }
-            };
+            let applied = inbound::set_opt_out(ms, &r).await?;
             Some(match (applied, k) {
                 (false, _) => "superseded_by_later_keyword",
                 (true, Keyword::Stop) => "opted_out",
@@ -235,6 +181,7 @@ pub async fn handle_inbound(
         text_sha256: hex::encode(Sha256::digest(msg.text.as_bytes())),
         text: msg.text,
         media,
+        media_pending,
         keyword,
         opt_out_action,
         in_reply_to,
@@ -247,14 +194,10 @@ pub async fn handle_inbound(
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             // A concurrent delivery of the same provider message won the race.
-            cleanup(ms, &written).await;
             let existing = inbound::find_inbound_ref(ms, tenant, account, &record.provider_message_id).await?.unwrap_or_default();
             return Ok(InboundOutcome::Duplicate(existing));
         }
-        Err(e) => {
-            cleanup(ms, &written).await;
-            return Err(e);
-        }
+        Err(e) => return Err(e),
     }
     tracing::info!(
         inbound_id = %record.id,
@@ -262,12 +205,17 @@ pub async fn handle_inbound(
         provider = %kind,
         from = %mask_number(&record.from),
         media = record.media.len(),
-        media_stored = record.media.iter().filter(|m| m.s3_key.is_some()).count(),
         keyword = ?record.keyword,
         in_reply_to = ?record.in_reply_to,
         "inbound message stored"
     );
-    enqueue_callback(deps, &cfg, &record).await;
+    if record.media_pending {
+        // Failing here answers 503: the provider retries, finds the record stored
+        // and queues the job again (the duplicate path above).
+        queue_media_job(deps, &record.tenant, &record.id).await?;
+    } else {
+        enqueue_callback(deps, &cfg, &record).await;
+    }
     if record.keyword == Some(Keyword::Help) {
         send_help_reply(deps, &cfg, &record).await;
     }
@@ -302,12 +250,12 @@ async fn send_help_reply(deps: &Deps, cfg: &TenantConfig, record: &InboundRecord
     }
 }
 
-async fn cleanup(ms: &MediaStore, keys: &[String]) {
-    for k in keys {
-        if let Err(e) = ms.delete_object(k).await {
-            tracing::warn!(error = %e, "could not remove media of an inbound message that was not stored");
-        }
-    }
+async fn queue_media_job(deps: &Deps, tenant: &TenantId, inbound_id: &str) -> Result<(), StoreError> {
+    let job = crate::queue::InboundMediaJob { tenant: tenant.clone(), inbound_id: inbound_id.to_string() };
+    deps.queues.send(&deps.cfg.inbound_media_queue_url, &job, 0).await.map_err(|e| {
+        tracing::warn!(inbound_id = %inbound_id, error = %e, "inbound media job could not be queued; the provider's retry queues it");
+        StoreError::Unavailable(e.to_string())
+    })
 }
 
 /// The JSON a tenant receives for an inbound message (signed like status callbacks).
@@ -347,7 +295,9 @@ pub fn inbound_body(r: &InboundRecord, cfg: &TenantConfig, now: crate::time::Ins
     body.to_string()
 }
 
-async fn enqueue_callback(deps: &Deps, cfg: &TenantConfig, r: &InboundRecord) {
+/// Queues the tenant's inbound callback (at once without media, else when the
+/// inbound-media job has settled every item).
+pub(super) async fn enqueue_callback(deps: &Deps, cfg: &TenantConfig, r: &InboundRecord) {
     if deps.cfg.tenant_callback_queue_url.is_empty() || cfg.callback.is_none() {
         return;
     }

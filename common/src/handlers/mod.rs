@@ -11,6 +11,7 @@ pub mod retry;
 pub mod media_api;
 pub mod inbound_api;
 pub mod inbound_webhook;
+pub mod inbound_media;
 
 use crate::aws::Clients;
 use crate::config::PlatformConfig;

@@ -283,6 +283,15 @@ async fn surface_dead_letters(deps: &Deps) -> usize {
 /// state is not the callback's business) becomes a note in the history.
 async fn settle_dead_letter(deps: &Deps, dl: &DeadLetter) -> Result<(), ()> {
     let now = deps.clock.now();
+    if dl.queue == "INBOUND_MEDIA_DLQ" {
+        // Names an inbound record, not a message: record its pending media as not
+        // downloaded and let the tenant hear about the message.
+        let Ok(job) = serde_json::from_str::<crate::queue::InboundMediaJob>(&dl.body) else {
+            tracing::error!(queue = %dl.queue, "malformed dead-lettered inbound media job; removed after logging");
+            return Ok(());
+        };
+        return super::inbound_media::give_up(deps, &deps.media, &job).await.map(|_| ()).map_err(|_| ());
+    }
     let Some(id) = dl.message_id else {
         tracing::error!(queue = %dl.queue, "dead-lettered record names no message; removed after logging");
         return Ok(());
@@ -314,7 +323,7 @@ async fn settle_dead_letter(deps: &Deps, dl: &DeadLetter) -> Result<(), ()> {
 /// kind (bounded); anything unexpected folds into `other`.
 fn dead_letter_queue_kind(name: &str) -> &str {
     match name {
-        "ROUTE_DLQ" | "TENANT_CALLBACK_DLQ" => name,
+        "ROUTE_DLQ" | "TENANT_CALLBACK_DLQ" | "INBOUND_MEDIA_DLQ" => name,
         n if n.starts_with("SEND_DLQ_") && n.len() <= 40 => n,
         _ => "other",
     }
@@ -323,7 +332,7 @@ fn dead_letter_queue_kind(name: &str) -> &str {
 /// Moves dead-lettered records back to their source queue (`dispatchctl dlq redrive`).
 /// The source is the queue the DLQ serves: `ROUTE_DLQ` → route queue,
 /// `SEND_DLQ_<P>` → that provider's standard send queue, `TENANT_CALLBACK_DLQ` →
-/// the tenant callback queue.
+/// the tenant callback queue, `INBOUND_MEDIA_DLQ` → the inbound media queue.
 pub async fn redrive(deps: &Deps) -> Result<usize, ProcessingError> {
     let mut n = 0;
     loop {
@@ -352,6 +361,7 @@ fn source_queue<'a>(deps: &'a Deps, dlq: &str) -> Option<&'a str> {
     match dlq {
         "ROUTE_DLQ" => Some(deps.cfg.route_queue_url.as_str()),
         "TENANT_CALLBACK_DLQ" => Some(deps.cfg.tenant_callback_queue_url.as_str()),
+        "INBOUND_MEDIA_DLQ" => Some(deps.cfg.inbound_media_queue_url.as_str()).filter(|u| !u.is_empty()),
         other => {
             let suffix = other.strip_prefix("SEND_DLQ_")?;
             let kind = crate::providers::ProviderKind::ALL.into_iter().find(|k| crate::config::env_suffix(*k) == suffix)?;

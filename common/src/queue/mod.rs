@@ -45,6 +45,14 @@ pub struct TenantCallbackJob {
     pub attempt: u32,
 }
 
+/// webhook → inbound-media: fetch the media of a stored inbound message. The record
+/// itself says which items are still pending, so a redelivered job resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMediaJob {
+    pub tenant: TenantId,
+    pub inbound_id: String,
+}
+
 fn one() -> u32 {
     1
 }

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use dispatch_common::auth::{Caller, Role};
 use dispatch_common::domain::{ContentCategory, MessageId, TenantId, E164};
 use dispatch_common::handlers::inbound_api;
+use dispatch_common::handlers::inbound_media::{self, Attempt, Fetched};
 use dispatch_common::handlers::inbound_webhook::{self, InboundOutcome};
+use dispatch_common::queue::InboundMediaJob;
 use dispatch_common::handlers::media_api::{self, CreateMedia};
 use dispatch_common::inbound::{self, EvidenceError, OptOutDecision};
 use dispatch_common::media::{self, MediaStore};
@@ -51,8 +53,31 @@ fn inbound_msg(pmid: &str, from: &str, to: &str, text: &str, media: Vec<InboundM
     }
 }
 
+/// The webhook's part, then (for an MMS) the inbound-media job's, which the local
+/// runner delivers from the queue as Lambda would: the record as it stands once its
+/// media are settled.
 async fn receive(env: &TestEnv, ms: &MediaStore, m: InboundMessage) -> InboundOutcome {
-    inbound_webhook::handle_inbound(&env.pipeline.deps, ms, ProviderKind::Sandbox, &env.tenant, "sandbox-main", m).await.expect("inbound handled")
+    let out = inbound_webhook::handle_inbound(&env.pipeline.deps, ms, ProviderKind::Sandbox, &env.tenant, "sandbox-main", m).await.expect("inbound handled");
+    let InboundOutcome::Stored(first) = &out else { return out };
+    if !first.media_pending {
+        return out;
+    }
+    // The webhook answered without fetching anything.
+    assert!(first.media.iter().take(inbound::MAX_INBOUND_MEDIA).all(|m| m.is_pending()), "{:?}", first.media);
+    InboundOutcome::Stored(Box::new(settled(env, ms, &first.id).await))
+}
+
+/// The inbound record once the media job has settled every item.
+async fn settled(env: &TestEnv, ms: &MediaStore, id: &str) -> inbound::InboundRecord {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = inbound::get_inbound(ms, &env.tenant, id).await.unwrap().expect("stored");
+        if !r.media_pending {
+            return r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "media never settled: {:?}", r.media);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 }
 
 fn stored(o: InboundOutcome) -> inbound::InboundRecord {
@@ -650,4 +675,142 @@ async fn inbound_media_is_served_as_a_download_under_its_real_type() {
     assert_eq!(resp.headers()["content-type"], "image/png");
     let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
+}
+
+/// Serves `/flaky` (503 the first `fails` times, then the PNG), `/hang` (answers only
+/// after 60 s) and `/down` (always 503).
+async fn unreliable_media_server(fails: usize) -> Server {
+    let calls = Arc::new(Mutex::new(0usize));
+    serve_loopback(handler(move |req| {
+        let calls = calls.clone();
+        async move {
+            match req.uri.path() {
+                "/flaky" => {
+                    let n = {
+                        let mut c = calls.lock().unwrap();
+                        *c += 1;
+                        *c
+                    };
+                    if n <= fails { respond(503, "text/plain", "busy") } else { respond(200, "image/png", MEDIA_PNG) }
+                }
+                "/hang" => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    respond(200, "image/png", MEDIA_PNG)
+                }
+                _ => respond(503, "text/plain", "down"),
+            }
+        }
+    }))
+    .await
+    .unwrap()
+}
+
+/// The webhook stores an MMS and answers without downloading anything, even when a
+/// media host hangs; the queued job resumes across deliveries until every item is
+/// stored or recorded; a provider retry while media are pending queues the job again;
+/// and a job that reaches the dead-letter queue is settled by the sweep, so the
+/// message never waits forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_media_are_fetched_by_a_job_that_resumes_and_is_settled_from_the_dlq() {
+    let env = TestEnv::start("inboundjob").await;
+    // A private media queue and DLQ, so these jobs are driven here step by step
+    // instead of by the runner's inbound-media poller.
+    let queue = private_queue(&env, "media").await;
+    let dlq = private_queue(&env, "mediadlq").await;
+    let mut deps = env.pipeline.deps.clone();
+    let mut cfg = (*deps.cfg).clone();
+    cfg.inbound_media_queue_url = queue.clone();
+    cfg.dead_letter_queues = vec![("INBOUND_MEDIA_DLQ".into(), dlq.clone())];
+    deps.cfg = Arc::new(cfg);
+    let ms = store(&env);
+    // Two failed fetches: the first delivery's try and its quick retry.
+    let host = unreliable_media_server(2).await;
+    let media = |paths: &[&str]| paths.iter().map(|p| InboundMedia { url: format!("{}{p}", host.base_url()), content_type: Some("image/png".into()) }).collect::<Vec<_>>();
+
+    let msg = inbound_msg("sbx_in_job_1", "+12015550123", SENDER, "photo", media(&["/flaky"]));
+    let out = tokio::time::timeout(Duration::from_secs(5), inbound_webhook::handle_inbound(&deps, &ms, ProviderKind::Sandbox, &env.tenant, "sandbox-main", msg.clone()))
+        .await
+        .expect("the webhook does not wait for media")
+        .unwrap();
+    let first = stored(out);
+    assert!(first.media_pending && first.media[0].is_pending(), "{first:?}");
+    let jobs = take_jobs(&env, &queue).await;
+    assert_eq!(jobs, vec![InboundMediaJob { tenant: env.tenant.clone(), inbound_id: first.id.clone() }]);
+
+    // A provider retry while the media are pending queues the job again (the first
+    // delivery might have stored the record and then failed to queue it).
+    assert_eq!(
+        inbound_webhook::handle_inbound(&deps, &ms, ProviderKind::Sandbox, &env.tenant, "sandbox-main", msg.clone()).await.unwrap(),
+        InboundOutcome::Duplicate(first.id.clone())
+    );
+    assert_eq!(take_jobs(&env, &queue).await.len(), 1);
+
+    // Delivery 1: the host answers 503 twice; the item stays pending for the next one.
+    let soon = || std::time::Instant::now() + Duration::from_secs(60);
+    match inbound_media::fetch(&deps, &ms, &jobs[0], Attempt::Retryable, soon()).await.unwrap() {
+        Fetched::Partial(r) => assert!(r.media[0].is_pending(), "{:?}", r.media),
+        other => panic!("expected progress, not completion: {other:?}"),
+    }
+    assert!(inbound::get_inbound(&ms, &env.tenant, &first.id).await.unwrap().unwrap().media_pending);
+    // A delivery that starts too close to its deadline leaves the item for later.
+    let near = std::time::Instant::now() + Duration::from_secs(5);
+    assert!(matches!(inbound_media::fetch(&deps, &ms, &jobs[0], Attempt::Retryable, near).await.unwrap(), Fetched::Partial(_)));
+    // Delivery 2: stored, hashed; the record is settled.
+    let done = match inbound_media::fetch(&deps, &ms, &jobs[0], Attempt::Retryable, soon()).await.unwrap() {
+        Fetched::Done(r) => *r,
+        other => panic!("expected the media stored: {other:?}"),
+    };
+    assert_eq!(done.media[0].sha256.as_deref(), Some(sha(MEDIA_PNG).as_str()));
+    let stored_now = inbound::get_inbound(&ms, &env.tenant, &first.id).await.unwrap().unwrap();
+    assert!(!stored_now.media_pending);
+    assert_eq!(stored_now.media, done.media);
+    assert_eq!(sha(&object_bytes(&env, done.media[0].s3_key.as_deref().unwrap()).await), sha(MEDIA_PNG));
+    // A redelivered job changes nothing.
+    assert_eq!(inbound_media::fetch(&deps, &ms, &jobs[0], Attempt::Retryable, soon()).await.unwrap(), Fetched::Nothing);
+
+    // On the job's last delivery a host that stays down is recorded, not retried.
+    let msg = inbound_msg("sbx_in_job_2", "+12015550123", SENDER, "more", media(&["/down"]));
+    let second = stored(inbound_webhook::handle_inbound(&deps, &ms, ProviderKind::Sandbox, &env.tenant, "sandbox-main", msg).await.unwrap());
+    let job = take_jobs(&env, &queue).await.remove(0);
+    assert!(matches!(inbound_media::fetch(&deps, &ms, &job, Attempt::Retryable, soon()).await.unwrap(), Fetched::Partial(_)));
+    match inbound_media::fetch(&deps, &ms, &job, Attempt::Last, soon()).await.unwrap() {
+        Fetched::Done(r) => assert_eq!(r.media[0].error.as_deref(), Some("http_503"), "{:?}", r.media),
+        other => panic!("the last delivery settles the item: {other:?}"),
+    }
+    assert!(!inbound::get_inbound(&ms, &env.tenant, &second.id).await.unwrap().unwrap().media_pending);
+
+    // A job whose function never finished (a host that hangs) reaches the DLQ; the
+    // sweep records its pending item as not downloaded and keeps nothing waiting.
+    let msg = inbound_msg("sbx_in_job_3", "+12015550123", SENDER, "and this", media(&["/hang"]));
+    let third = tokio::time::timeout(Duration::from_secs(5), inbound_webhook::handle_inbound(&deps, &ms, ProviderKind::Sandbox, &env.tenant, "sandbox-main", msg))
+        .await
+        .expect("the webhook does not wait for a hanging media host")
+        .unwrap();
+    let third = stored(third);
+    let job = take_jobs(&env, &queue).await.remove(0);
+    env.pipeline.clients.sqs.send_message().queue_url(&dlq).message_body(serde_json::to_string(&job).unwrap()).send().await.unwrap();
+    let report = dispatch_common::handlers::retry::sweep(&deps).await.unwrap();
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    let r = inbound::get_inbound(&ms, &env.tenant, &third.id).await.unwrap().unwrap();
+    assert!(!r.media_pending);
+    assert_eq!(r.media[0].error.as_deref(), Some("download_not_completed"));
+    assert_eq!(inbound_media::give_up(&deps, &ms, &job).await.unwrap(), Fetched::Nothing, "settled once");
+    let left = env.pipeline.clients.sqs.receive_message().queue_url(&dlq).wait_time_seconds(0).send().await.unwrap();
+    assert!(left.messages.unwrap_or_default().is_empty(), "the dead letter was removed");
+}
+
+async fn private_queue(env: &TestEnv, tag: &str) -> String {
+    let name = dispatch_tests::harness::unique_prefix(tag);
+    env.pipeline.clients.sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()
+}
+
+/// Receives and deletes every inbound-media job on `queue`.
+async fn take_jobs(env: &TestEnv, queue: &str) -> Vec<InboundMediaJob> {
+    let got = env.pipeline.clients.sqs.receive_message().queue_url(queue).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    let mut jobs = Vec::new();
+    for m in got.messages.unwrap_or_default() {
+        jobs.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
+        env.pipeline.clients.sqs.delete_message().queue_url(queue).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+    }
+    jobs
 }

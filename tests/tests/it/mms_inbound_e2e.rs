@@ -65,10 +65,11 @@ async fn mms_out_inbound_reply_stop_and_opt_out_through_the_real_routes() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let list = loop {
         let v: Value = env.http.get(format!("{api}/v1/inbound")).bearer_auth(&env.key).send().await.unwrap().json().await.unwrap();
-        if v["items"].as_array().is_some_and(|a| !a.is_empty()) {
+        // Listed at once; its photo is stored by the inbound-media job shortly after.
+        if v["items"].as_array().is_some_and(|a| !a.is_empty() && a[0]["media_pending"] == false) {
             break v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "inbound never listed: {v}");
+        assert!(tokio::time::Instant::now() < deadline, "inbound never listed with its media settled: {v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -1,0 +1,17 @@
+//! `inbound-media`: SQS consumer that fetches, hashes and stores the media of inbound
+//! MMS after the webhook has answered the provider (partial batch failures resume).
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use dispatch_common::handlers::inbound_media;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let deps = dispatch_common::runtime::init().await?;
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let deps = deps.clone();
+        let deadline = dispatch_common::runtime::deadline(&event.context);
+        async move { Ok::<_, Error>(inbound_media::handle_batch_until(&deps, event.payload, deadline).await) }
+    }))
+    .await
+}
