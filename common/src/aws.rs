@@ -16,6 +16,18 @@ use std::time::Duration;
 /// is also API Gateway's HTTP API integration limit in front of submit.
 pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// This function's invocation limit: `FUNCTION_TIMEOUT_SECS` when set (a function
+/// deployed with a timeout other than the template's default), else
+/// [`DEFAULT_FUNCTION_TIMEOUT`].
+pub fn function_timeout() -> Duration {
+    std::env::var("FUNCTION_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_FUNCTION_TIMEOUT)
+}
+
 /// Time limits for AWS calls, derived from one invocation's budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SdkTimeouts {
@@ -51,13 +63,7 @@ impl SdkTimeouts {
     /// From `FUNCTION_TIMEOUT_SECS` when set (a function deployed with a timeout other
     /// than the template's default), else [`DEFAULT_FUNCTION_TIMEOUT`].
     pub fn from_env() -> Self {
-        let budget = std::env::var("FUNCTION_TIMEOUT_SECS")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_FUNCTION_TIMEOUT);
-        Self::for_function_timeout(budget)
+        Self::for_function_timeout(function_timeout())
     }
 
     pub fn timeout_config(&self) -> TimeoutConfig {

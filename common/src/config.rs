@@ -99,6 +99,19 @@ impl PlatformConfig {
     }
 }
 
+impl PlatformConfig {
+    /// The URL of one of this deployment's work queues, from an event source ARN
+    /// (`arn:aws:sqs:<region>:<account>:<name>`): the URL ends with the same name.
+    pub fn queue_url_for_arn(&self, arn: &str) -> Option<&str> {
+        let name = arn.rsplit(':').next().filter(|n| !n.is_empty())?;
+        let sends = self.send_queues.values().flat_map(|q| [q.standard.as_str(), q.priority.as_str()]);
+        [self.route_queue_url.as_str(), self.tenant_callback_queue_url.as_str(), self.inbound_media_queue_url.as_str()]
+            .into_iter()
+            .chain(sends)
+            .find(|url| url.rsplit('/').next() == Some(name))
+    }
+}
+
 fn dead_letter_queues(get: &impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
     let mut names = vec!["ROUTE_DLQ_URL".to_string(), "TENANT_CALLBACK_DLQ_URL".to_string(), "INBOUND_MEDIA_DLQ_URL".to_string()];
     names.extend(ProviderKind::ALL.iter().map(|k| format!("SEND_DLQ_URL_{}", env_suffix(*k))));
@@ -129,6 +142,24 @@ fn parse_enabled(v: &str) -> Result<BTreeSet<ProviderKind>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_source_arn_names_its_queue_url() {
+        let env: BTreeMap<&str, &str> = [
+            ("TABLE_NAME", "t"),
+            ("ROUTE_QUEUE_URL", "https://sqs.eu-west-2.amazonaws.com/123456789012/sms-dispatch-RouteQueue-AAA"),
+            ("SEND_PRIORITY_QUEUE_URL_TWILIO", "https://sqs.eu-west-2.amazonaws.com/123456789012/sms-dispatch-SendPriorityQueueTwilio-BBB"),
+            ("SEND_QUEUE_URL_TWILIO", "https://sqs.eu-west-2.amazonaws.com/123456789012/sms-dispatch-SendQueueTwilio-CCC"),
+        ]
+        .into();
+        let cfg = PlatformConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        let url = |arn: &str| cfg.queue_url_for_arn(arn).map(str::to_string);
+        assert_eq!(url("arn:aws:sqs:eu-west-2:123456789012:sms-dispatch-SendPriorityQueueTwilio-BBB").as_deref(), Some(env["SEND_PRIORITY_QUEUE_URL_TWILIO"]));
+        assert_eq!(url("arn:aws:sqs:eu-west-2:123456789012:sms-dispatch-RouteQueue-AAA").as_deref(), Some(env["ROUTE_QUEUE_URL"]));
+        assert_eq!(url("arn:aws:sqs:eu-west-2:123456789012:someone-elses-queue"), None);
+        assert_eq!(url("arn:aws:sqs:eu-west-2:123456789012:"), None);
+        assert_eq!(url(""), None);
+    }
 
     #[test]
     fn providers_are_off_unless_enabled() {

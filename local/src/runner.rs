@@ -195,9 +195,9 @@ impl Pipeline {
         let route_url = deps.cfg.route_queue_url.clone();
         tasks.push(spawn_poller(clients.clone(), route_url, stop.clone(), limits_of("RouteFunction", "RouteQueue")?, {
             let deps = deps.clone();
-            move |ev, _deadline| {
+            move |ev, deadline| {
                 let deps = deps.clone();
-                Box::pin(async move { route::handle_batch(&deps, ev).await })
+                Box::pin(async move { route::handle_batch_until(&deps, ev, deadline).await })
             }
         }));
         // Tenant callback consumer (the retry function's SQS event source).
@@ -377,6 +377,8 @@ async fn gather(clients: &Clients, queue_url: &str, arn: &str, limits: &PollerLi
                     r.message_id = m.message_id;
                     r.receipt_handle = m.receipt_handle;
                     r.body = m.body;
+                    // As Lambda passes them: ApproximateReceiveCount and the rest.
+                    r.attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect();
                     r.event_source_arn = Some(arn.to_string());
                     r.event_source = Some("aws:sqs".into());
                     event.records.push(r);

@@ -53,10 +53,13 @@ pub const SLOW_ANSWER: Duration = Duration::from_secs(2);
 
 /// Delay between a message being accepted and each of its callbacks, by default.
 pub const DEFAULT_EVENT_DELAY: Duration = Duration::from_millis(50);
-/// Attempts per callback before the sandbox gives up on a receiver.
-pub const CALLBACK_ATTEMPTS: u32 = 5;
-/// First wait between callback attempts; doubled after each failure (0.2, 0.4, 0.8, 1.6 s).
+/// Attempts per callback before the sandbox gives up on a receiver. Real providers keep
+/// retrying for minutes to hours; this covers a short outage of ours (≈ 16 s).
+pub const CALLBACK_ATTEMPTS: u32 = 8;
+/// First wait between callback attempts; doubled after each failure up to
+/// [`CALLBACK_BACKOFF_MAX`] (0.2, 0.4, 0.8, 1.6, 3.2, 5, 5 s).
 pub const CALLBACK_BACKOFF: Duration = Duration::from_millis(200);
+pub const CALLBACK_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Most media items in one message, as the sandbox adapter advertises.
 pub const MAX_MEDIA: usize = 10;
 /// Entries kept for `received()` / `GET /sandbox/messages`; the oldest go first.
@@ -633,7 +636,7 @@ async fn deliver(state: &State, url: &str, body: Vec<u8>) -> bool {
         }
         if attempt < CALLBACK_ATTEMPTS {
             tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            backoff = (backoff * 2).min(CALLBACK_BACKOFF_MAX);
         }
     }
     state.callbacks_abandoned.fetch_add(1, Ordering::SeqCst);

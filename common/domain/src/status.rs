@@ -89,11 +89,19 @@ impl DeliveryStatus {
     ///
     /// Allowed: any forward move from a non-terminal state (a `delivered` receipt may
     /// overtake the `sent` record), `sending ↔ retrying` between attempts, and
-    /// `retrying → queued` when a retry is re-routed to another provider.
+    /// `retrying → queued` when a retry is re-routed to another provider, and
+    /// `expired → delivered | undelivered` when a late receipt settles an unknown.
     /// `rejected` is only reachable before a provider has been called.
     pub fn transition_to(self, to: DeliveryStatus) -> TransitionVerdict {
         if self == to {
             return TransitionVerdict::Duplicate;
+        }
+        // `expired` after `sent` means "delivery unknown": no receipt came in time (an
+        // AWS outage that refused the provider's callbacks is enough). A receipt that
+        // arrives later is the truth, so it settles the message; nothing else leaves a
+        // terminal state.
+        if self == Self::Expired && matches!(to, Self::Delivered | Self::Undelivered) {
+            return TransitionVerdict::Apply;
         }
         if self.is_terminal() {
             return TransitionVerdict::Refuse;
@@ -167,7 +175,7 @@ mod tests {
             (Delivered, [R, R, R, R, R, D, R, R, R, R]),
             (Undelivered, [R, R, R, R, R, R, D, R, R, R]),
             (Failed, [R, R, R, R, R, R, R, D, R, R]),
-            (Expired, [R, R, R, R, R, R, R, R, D, R]),
+            (Expired, [R, R, R, R, R, A, A, R, D, R]),
             (Rejected, [R, R, R, R, R, R, R, R, R, D]),
         ];
         for (from, row) in table {

@@ -11,7 +11,8 @@
 //! pending any more the tenant's inbound callback is queued, once.
 //!
 //! Nothing waits forever: a transient download failure leaves the item pending for
-//! the next delivery of the job; on the job's last delivery before the dead-letter
+//! the next delivery of the job (seconds to a minute later, see
+//! [`super::BatchFailures::fail_and_retry_soon`]); on the job's last delivery before the dead-letter
 //! queue it is recorded with its error; and a job that still reaches the DLQ (its
 //! function was killed) is settled by the sweep with [`give_up`], which records every
 //! item still pending as `download_not_completed` and sends the callback.
@@ -67,14 +68,14 @@ pub async fn handle_batch_until(deps: &Deps, event: SqsEvent, deadline: Instant)
         let attempt = if deliveries >= LAST_DELIVERY { Attempt::Last } else { Attempt::Retryable };
         match fetch(deps, &deps.media, &job, attempt, deadline).await {
             Ok(Fetched::Done(_) | Fetched::Nothing) => {}
-            Ok(Fetched::Partial(_)) => failures.fail(record.message_id.as_deref()),
+            Ok(Fetched::Partial(_)) => failures.fail_and_retry_soon(deps, &record),
             Err(e) => {
                 tracing::warn!(inbound_id = %job.inbound_id, error = %e, "inbound media job failed; it will be delivered again");
-                failures.fail(record.message_id.as_deref());
+                failures.fail_and_retry_soon(deps, &record);
             }
         }
     }
-    failures.into_response()
+    failures.finish(deps, deadline).await
 }
 
 /// Fetches the pending media of one inbound record, records the progress, and queues

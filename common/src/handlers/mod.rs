@@ -1,4 +1,4 @@
-//! The five functions' logic. Each `functions/<name>/src/main.rs` builds [`Deps`]
+//! The functions' logic. Each `functions/<name>/src/main.rs` builds [`Deps`]
 //! once per instance and hands events to one of these modules.
 
 pub mod api;
@@ -22,7 +22,7 @@ use crate::secrets::SecretCache;
 use crate::store::DynamoStore;
 use crate::tenant::TenantConfig;
 use crate::time::{Clock, SystemClock};
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -189,17 +189,101 @@ impl Deps {
 
 /// Collects per-record failures for `ReportBatchItemFailures`.
 #[derive(Default)]
-pub struct BatchFailures(Vec<BatchItemFailure>);
+pub struct BatchFailures {
+    failed: Vec<BatchItemFailure>,
+    /// (queue URL, receipt handle, delay) of failed records to bring back early.
+    soon: Vec<(String, String, Duration)>,
+}
 
 impl BatchFailures {
     pub fn fail(&mut self, message_id: Option<&str>) {
         let mut f = BatchItemFailure::default();
         f.item_identifier = message_id.unwrap_or_default().to_string();
-        self.0.push(f);
+        self.failed.push(f);
     }
-    pub fn into_response(self) -> SqsBatchResponse {
+
+    /// Reports `record` failed and asks for it to be delivered again after a short,
+    /// growing backoff ([`retry_delay`]) instead of its queue's visibility timeout (see
+    /// [`Self::finish`]).
+    pub fn fail_and_retry_soon(&mut self, deps: &Deps, record: &SqsMessage) {
+        self.fail(record.message_id.as_deref());
+        let (Some(arn), Some(handle)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref()) else { return };
+        let Some(url) = deps.cfg.queue_url_for_arn(arn) else { return };
+        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+        self.soon.push((url.to_string(), handle.to_string(), retry_delay(receives)));
+    }
+
+    /// The batch response, after bringing the records failed with
+    /// [`Self::fail_and_retry_soon`] back early. Queues feeding Lambda keep six function
+    /// timeouts of visibility (180 s, as AWS advises, so throttled invocations do not
+    /// burn receives); without this a record that met a few seconds of AWS errors
+    /// would sit those three minutes out. The failures usually are AWS errors, so the
+    /// visibility change is retried each second until shortly before `deadline`; if it
+    /// never succeeds, the visibility timeout applies as before.
+    pub async fn finish(mut self, deps: &Deps, deadline: Instant) -> SqsBatchResponse {
+        let mut by_queue: HashMap<String, Vec<(String, Duration)>> = HashMap::new();
+        for (url, handle, delay) in std::mem::take(&mut self.soon) {
+            by_queue.entry(url).or_default().push((handle, delay));
+        }
+        for (url, records) in by_queue {
+            for chunk in records.chunks(10) {
+                let entries: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (handle, delay))| {
+                        aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(handle)
+                            .visibility_timeout(delay.as_secs() as i32)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                loop {
+                    let sent = deps.queues.client().change_message_visibility_batch().queue_url(&url).set_entries(Some(entries.clone())).send().await;
+                    match sent {
+                        Ok(_) => break,
+                        Err(e) if deadline.saturating_duration_since(Instant::now()) > Duration::from_secs(3) => {
+                            tracing::debug!(error = %crate::sdk_error::describe(&e), "could not shorten the retry delay yet; trying again");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %crate::sdk_error::describe(&e), "could not shorten the retry delay; the queue's visibility timeout applies");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.into_response_now()
+    }
+
+    fn into_response_now(self) -> SqsBatchResponse {
         let mut r = SqsBatchResponse::default();
-        r.batch_item_failures = self.0;
+        r.batch_item_failures = self.failed;
         r
+    }
+
+    /// The batch response as it stands (nothing is brought back early).
+    pub fn into_response(self) -> SqsBatchResponse {
+        self.into_response_now()
+    }
+}
+
+/// Backoff before the `receives`+1-th delivery of a failed record: 5 s, doubled per
+/// delivery, at most 60 s (the redrive policy's `maxReceiveCount` of 5 then spans
+/// about two minutes of trying before the DLQ).
+pub fn retry_delay(receives: u32) -> Duration {
+    Duration::from_secs((5u64 << receives.saturating_sub(1).min(4)).min(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_records_come_back_within_seconds_then_back_off_to_a_minute() {
+        let secs: Vec<u64> = (0..8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(secs, [5, 5, 10, 20, 40, 60, 60, 60]);
     }
 }

@@ -25,6 +25,13 @@ const HEALTH_RETRY_SECS: u32 = 30;
 pub const QUEUED_GRACE_SECS: i64 = 300;
 
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let deadline = std::time::Instant::now() + crate::aws::DEFAULT_FUNCTION_TIMEOUT;
+    handle_batch_until(deps, event, deadline).await
+}
+
+/// Routes each record; failed ones come back after a short backoff, asked for until
+/// shortly before `deadline` (the invocation's).
+pub async fn handle_batch_until(deps: &Deps, event: SqsEvent, deadline: std::time::Instant) -> SqsBatchResponse {
     let mut failures = BatchFailures::default();
     for record in event.records {
         let id = record.message_id.clone();
@@ -40,10 +47,10 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         };
         if let Err(e) = route_one(deps, &job).await {
             tracing::warn!(message_id = %job.message_id, error = %e, "route failed; SQS will retry");
-            failures.fail(id.as_deref());
+            failures.fail_and_retry_soon(deps, &record);
         }
     }
-    failures.into_response()
+    failures.finish(deps, deadline).await
 }
 
 /// Loads and parses every provider's credentials the rule might use (gate 3).

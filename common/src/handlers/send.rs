@@ -22,6 +22,12 @@ use crate::metrics::{self, Dim, Metric};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tracing::Instrument;
 
+/// How long a claimed attempt is left alone: the function's timeout plus a margin
+/// for clock skew between instances.
+pub fn claim_window() -> chrono::Duration {
+    chrono::Duration::from_std(crate::aws::function_timeout() + std::time::Duration::from_secs(15)).unwrap_or(chrono::Duration::seconds(120))
+}
+
 /// Time a record needs beyond the provider call itself (connect, claim and outcome
 /// writes) before the invocation's deadline.
 pub const SEND_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -47,7 +53,7 @@ pub async fn handle_batch_until(deps: &Deps, kind: ProviderKind, event: SqsEvent
                 tracing::warn!(record = ?rid, "not enough time left in this invocation for a provider call; the rest of the batch goes back to the queue");
             }
             out_of_time = true;
-            failures.fail(rid.as_deref());
+            failures.fail_and_retry_soon(deps, &record);
             continue;
         }
         let job: SendJob = match record.body.as_deref().map(serde_json::from_str) {
@@ -60,10 +66,10 @@ pub async fn handle_batch_until(deps: &Deps, kind: ProviderKind, event: SqsEvent
         };
         if let Err(e) = send_one(deps, kind, &job).await {
             tracing::warn!(message_id = %job.message_id, error = %e, "send step failed; SQS will retry");
-            failures.fail(rid.as_deref());
+            failures.fail_and_retry_soon(deps, &record);
         }
     }
-    failures.into_response()
+    failures.finish(deps, deadline).await
 }
 
 /// The URL the provider should call back for this message. The message id rides in
@@ -109,8 +115,10 @@ async fn send_one(deps: &Deps, kind: ProviderKind, job: &SendJob) -> Result<(), 
     let claim = Change::to(DeliveryStatus::Sending, EventSource::Send).provider(provider_id.clone()).edit(move |n: &mut Message| {
         n.attempts = attempt;
         n.provider_attempts += 1;
-        // If this instance dies mid-call, the sweep picks the message up after this.
-        n.next_attempt_at = Some(iso8601(now + chrono::Duration::seconds(120)));
+        // If this invocation dies mid-call or cannot record the outcome, the sweep
+        // picks the message up after this: once Lambda has certainly ended the
+        // invocation (its timeout), so the sweep never races a call still in flight.
+        n.next_attempt_at = Some(iso8601(now + claim_window()));
     });
     let m = match deps.apply(m.id, claim).await? {
         TransitionOutcome::Applied(m) => m,

@@ -9,7 +9,8 @@ async fn main() -> Result<(), Error> {
     let deps = dispatch_common::runtime::init().await?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { Ok::<_, Error>(route::handle_batch(&deps, event.payload).await) }
+        let deadline = dispatch_common::runtime::deadline(&event.context);
+        async move { Ok::<_, Error>(route::handle_batch_until(&deps, event.payload, deadline).await) }
     }))
     .await
 }

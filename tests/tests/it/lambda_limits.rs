@@ -219,13 +219,18 @@ async fn an_aws_pause_mid_flow_loses_nothing_and_sends_nothing_twice() {
     ids.push(b["id"].as_str().unwrap().to_string());
     let (s2, b2) = env.submit(serde_json::json!({"to": "+12015550123", "body": "During the outage", "category": "resident_update"}), Some("during-outage")).await;
     assert_eq!((s2, b2["id"].as_str()), (200, b["id"].as_str()), "the same key is the same message");
-    // A job whose invocation failed during the pause returns after the queue's
-    // visibility timeout (180 s) or, sooner, through the sweep once the message is
-    // due (a minute after acceptance): run the sweep as the schedule would.
+    delivered_exactly_once(&env, &ids).await;
+}
+
+/// Every message reaches `delivered`, and the provider received each exactly once.
+/// A job whose invocation failed during an outage returns after the queue's
+/// visibility timeout (180 s) or, sooner, through the sweep once the message is due
+/// (a minute after acceptance): the sweep runs here as the schedule would.
+async fn delivered_exactly_once(env: &dispatch_tests::harness::TestEnv, ids: &[String]) {
     let started = tokio::time::Instant::now();
     loop {
         let mut open = 0;
-        for id in &ids {
+        for id in ids {
             if env.get(id).await.1["status"] != "delivered" {
                 open += 1;
             }
@@ -236,12 +241,52 @@ async fn an_aws_pause_mid_flow_loses_nothing_and_sends_nothing_twice() {
         env.sweep().await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
-    for id in &ids {
+    for id in ids {
         env.wait_for(id, "delivered", 1).await;
     }
     let received = env.sandbox.received();
-    for id in &ids {
+    for id in ids {
         let n = received.iter().filter(|r| r["client_ref"] == id.as_str()).count();
         assert_eq!(n, 1, "message {id} reached the provider {n} times");
     }
+}
+
+/// AWS answers throttling errors, then 503s, then slowly, for a few seconds each,
+/// while messages flow: submits meet a 503 with `Retry-After` or are accepted, a
+/// retry with the same key yields one message, and every accepted message is
+/// delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_errors_and_latency_mid_flow_lose_nothing_and_send_nothing_twice() {
+    use dispatch_tests::faults::{AwsFaults, Mode};
+    require_emulator();
+    let upstream: std::net::SocketAddr = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let faults = AwsFaults::start(upstream).await.unwrap();
+    // SAFETY: one process per test under nextest; set before any client is built.
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL", faults.endpoint()) };
+    let env = dispatch_tests::harness::TestEnv::start("awserrors").await;
+    let msg = |i: usize| serde_json::json!({"to": "+12015550123", "body": format!("Water main repair {i}"), "category": "resident_update"});
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (s, b) = env.submit(msg(i), Some(&format!("before-{i}"))).await;
+        assert_eq!(s, 202, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    let mut during = Vec::new();
+    for (n, mode) in [Mode::Throttling, Mode::Unavailable, Mode::Slow(Duration::from_millis(300))].into_iter().enumerate() {
+        faults.set_mode(mode);
+        let key = format!("during-{n}");
+        let (s, b) = env.submit(msg(100 + n), Some(&key)).await;
+        assert!(s == 202 || (s == 503 && b["code"] == "temporarily_unavailable"), "{mode:?}: {s} {b}");
+        during.push((n, key));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    faults.set_mode(Mode::Forward);
+    for (n, key) in during {
+        let (s, b) = env.submit(msg(100 + n), Some(&key)).await;
+        assert!(s == 202 || s == 200, "{s} {b}");
+        let (s2, b2) = env.submit(msg(100 + n), Some(&key)).await;
+        assert_eq!((s2, b2["id"].as_str()), (200, b["id"].as_str()), "the same key is the same message");
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    delivered_exactly_once(&env, &ids).await;
 }

@@ -289,7 +289,7 @@ async fn dead_letters_never_fail_a_message_that_moved_on() {
 /// A receipt applies `sent` before `send` records it: send's own record is then a
 /// duplicate, yet the provider's id, its lookup and the receipt deadline must still be
 /// written (else the next receipt cannot find the message and the sweep expires it
-/// after the claim's 120 s).
+/// once the claim's window has passed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_that_overtakes_send_still_leaves_the_provider_id_and_deadline() {
     use dispatch_common::domain::ProviderMessageId;
@@ -311,7 +311,7 @@ async fn a_receipt_that_overtakes_send_still_leaves_the_provider_id_and_deadline
     dispatch_common::handlers::send::record_accepted(deps, &m, "sandbox-main", &accepted, deadline, now).await.unwrap();
     let after = deps.store.get_message(m.id).await.unwrap().unwrap();
     assert_eq!(after.provider_message_id.as_ref().map(|p| p.as_str()), Some("sbx_overtaken"));
-    assert_eq!(after.next_attempt_at, Some(iso8601(now + chrono::Duration::seconds(deadline))), "the receipt window, not the claim's 120 s");
+    assert_eq!(after.next_attempt_at, Some(iso8601(now + chrono::Duration::seconds(deadline))), "the receipt window, not the claim's");
     let found = deps.store.find_by_provider_id("sandbox-main", &accepted.provider_message_id).await.unwrap();
     assert_eq!(found.map(|(id, _)| id), Some(m.id), "later receipts find the message");
 }

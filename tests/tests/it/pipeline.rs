@@ -74,6 +74,32 @@ async fn every_sandbox_outcome_ends_in_the_right_state() {
     assert!(report.expired >= 1, "{report:?}");
     let m = env.wait_for(no_receipt, "expired", 5).await;
     assert!(m["reason"].as_str().unwrap().contains("delivery unknown"), "{m:#}");
+
+    // "Delivery unknown" is settled by a receipt that comes late (here: the provider's
+    // genuine, signed `delivered`, after the window), while other terminal states are
+    // never left: a late receipt for the failed message is only recorded.
+    let late = |id: &str, status: &str| {
+        let body = json!({"type": "message.status", "id": format!("sbx_late_{status}_{id}"), "client_ref": id, "status": status, "error_code": null,
+                          "occurred_at": dispatch_common::time::iso8601(chrono::Utc::now())}).to_string();
+        let t = chrono::Utc::now().timestamp();
+        let sig = dispatch_common::signatures::sandbox::signature_header(&[dispatch_tests::harness::SANDBOX_WEBHOOK_SECRET.as_bytes()], t, body.as_bytes());
+        env.http
+            .post(format!("{}/webhooks/sandbox/{}/sandbox-main", env.pipeline.webhook_url(), env.tenant))
+            .header("content-type", "application/json")
+            .header("Sandbox-Signature", sig)
+            .body(body)
+            .send()
+    };
+    assert_eq!(late(no_receipt, "delivered").await.unwrap().status(), 200);
+    let m = env.wait_for(no_receipt, "delivered", 5).await;
+    let h = history(&m);
+    assert_eq!(h[h.len() - 2..], [("expired".to_string(), true), ("delivered".to_string(), true)], "{h:?}");
+    let failed = ids.iter().zip(cases).find(|(_, (to, _))| *to == numbers::FAILED).map(|(id, _)| id.clone()).expect("a failed message");
+    assert_eq!(late(&failed, "delivered").await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, m) = env.get(&failed).await;
+    assert_eq!(m["status"], "failed", "failed stays failed");
+    assert_eq!(history(&m).last().cloned(), Some(("delivered".to_string(), false)), "{m:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
