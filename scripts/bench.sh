@@ -10,12 +10,14 @@
 # Measurements: hot path throughput (in-process), cold start per function against a
 # local Runtime API stub (sizes, init time vs a hello-world binary, peak RSS, no network
 # at init), and the whole pipeline on the AWS emulator through a counting proxy (AWS
-# requests and DynamoDB units per delivered message, cost, latency percentiles).
+# requests and DynamoDB units per delivered message, cost, latency percentiles), and a
+# burst under faults (lost, double sends, wrong terminal states: all must be 0).
 #
 # Nothing is judged on time: the script fails only if a build fails, a function does
-# not start or answer, init touches the network, or a message is not delivered.
+# not start or answer, init touches the network, a message is not delivered, or the
+# burst loses, doubles or mis-settles a message.
 # Extra arguments per measurement: BENCH_HOTPATH_ARGS, BENCH_COLDSTART_ARGS,
-# BENCH_PIPELINE_ARGS (appended to the defaults below).
+# BENCH_PIPELINE_ARGS, BENCH_BURST_ARGS (appended to the defaults below).
 #
 # Emulator: BENCH_EMULATOR=shared uses scripts/emulator.sh (the emulator on 127.0.0.1:4566,
 # started if needed, stopped afterwards only if started here); BENCH_EMULATOR=private
@@ -46,16 +48,18 @@ if [[ $MODE == tiny ]]; then
     HOTPATH_ARGS=(--secs 0.05 --runs 2)
     COLDSTART_ARGS=(--runs 2 --sdk-runs 1 --breakdown-runs 2)
     PIPELINE_ARGS=(--sequential 3 --messages 6 --concurrency 2 --quiet-ms 1000)
+    BURST_ARGS=(--messages 40 --concurrency 4 --outage-secs 3 --timeout-secs 300)
     EMULATOR="${BENCH_EMULATOR:-shared}"
 else
     CARGO_PROFILE=(--release); BIN_DIR="$TARGET_DIR/release"
     HOTPATH_ARGS=(--secs 2 --runs 7)
     COLDSTART_ARGS=(--runs 21 --sdk-runs 5 --breakdown-runs 11)
     PIPELINE_ARGS=(--sequential 50 --messages 1000 --concurrency 8 --timeout-secs 600)
+    BURST_ARGS=(--messages 1000 --concurrency 8 --outage-secs 10 --timeout-secs 900)
     EMULATOR="${BENCH_EMULATOR:-private}"
 fi
 # shellcheck disable=SC2206
-HOTPATH_ARGS+=(${BENCH_HOTPATH_ARGS:-}); COLDSTART_ARGS+=(${BENCH_COLDSTART_ARGS:-}); PIPELINE_ARGS+=(${BENCH_PIPELINE_ARGS:-})
+HOTPATH_ARGS+=(${BENCH_HOTPATH_ARGS:-}); COLDSTART_ARGS+=(${BENCH_COLDSTART_ARGS:-}); PIPELINE_ARGS+=(${BENCH_PIPELINE_ARGS:-}); BURST_ARGS+=(${BENCH_BURST_ARGS:-})
 OUT="$TARGET_DIR/bench/$MODE"
 mkdir -p "$OUT/logs"
 BENCH="$BIN_DIR/dispatch-bench"
@@ -109,6 +113,9 @@ step "cold start: sizes, init vs hello-world, peak RSS, no network at init"
 
 step "pipeline on the emulator through the counting proxy"
 "$BENCH" pipeline "${PIPELINE_ARGS[@]}" >"$OUT/pipeline.json"
+
+step "burst under faults: provider faults, reordered receipts, a hanging tenant endpoint, an AWS outage"
+"$BENCH" burst "${BURST_ARGS[@]}" >"$OUT/burst.json"
 
 step "emulator health over the run"
 health="emulator: no stats (not scripts/emulator/launch.py)"

@@ -8,6 +8,7 @@
 //! does not reach the Runtime API, a message that is never delivered, init that
 //! touches the network).
 
+pub mod burst;
 pub mod coldstart;
 pub mod ddb;
 pub mod hotpath;

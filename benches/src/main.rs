@@ -4,19 +4,20 @@
 //! dispatch-bench hotpath   [--secs S] [--runs N]
 //! dispatch-bench coldstart --bin-dir DIR [--runs N] [--sdk-runs N] [--breakdown-runs N] [--emulator URL|none] [--log-dir DIR]
 //! dispatch-bench pipeline  [--sequential N] [--messages N] [--concurrency C] [--timeout-secs S] [--quiet-ms MS] [--category C] [--provider-latency-ms MS]
+//! dispatch-bench burst     [--messages N] [--concurrency C] [--outage-secs S] [--timeout-secs S] [--emulator-pid PID]
 //! dispatch-bench summary   DIR
 //! ```
 //!
 //! Each measurement prints its JSON result on stdout and progress on stderr. The exit
 //! status is non-zero only for functional failures, never for slowness.
 
-use dispatch_benches::{coldstart, hotpath, pipeline, summary};
+use dispatch_benches::{burst, coldstart, hotpath, pipeline, summary};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: dispatch-bench <hotpath|coldstart|pipeline|summary|init-breakdown> [--flag value ...]\n\
+        "usage: dispatch-bench <hotpath|coldstart|pipeline|burst|summary|init-breakdown> [--flag value ...]\n\
          see benches/src/main.rs and BENCHMARKS.md"
     );
     std::process::exit(2)
@@ -108,6 +109,25 @@ fn main() -> anyhow::Result<()> {
             print(&v);
             if !ok {
                 eprintln!("pipeline: FAILED: not every message was delivered");
+                std::process::exit(1);
+            }
+        }
+        "burst" => {
+            let opts = burst::Options {
+                messages: get(&m, "messages", 1000),
+                concurrency: get(&m, "concurrency", 8),
+                outage_secs: get(&m, "outage-secs", 10),
+                timeout_secs: get(&m, "timeout-secs", 600),
+                emulator_pid: m.get("emulator-pid").and_then(|p| p.parse().ok()),
+            };
+            let (v, ok) = runtime().block_on(burst::run(&opts))?;
+            eprintln!(
+                "burst: {} accepted, {} lost, {} double sends, {} wrong terminal states, settled {:.0} s after the outage",
+                v["burst"]["accepted"], v["burst"]["lost"], v["burst"]["double_sends"], v["burst"]["wrong_terminal_states"], v["burst"]["settled_secs_after_outage"].as_f64().unwrap_or(0.0)
+            );
+            print(&v);
+            if !ok {
+                eprintln!("burst: FAILED: a message was lost, sent twice or ended in the wrong state");
                 std::process::exit(1);
             }
         }

@@ -114,5 +114,23 @@ pub fn render(dir: &Path) -> String {
         }
         let _ = writeln!(s, "  ok: {}", f(&p["ok"]));
     }
+    if let Some(b) = load(dir, "burst.json") {
+        let b = &b["burst"];
+        let _ = writeln!(
+            s,
+            "Burst under faults: {} messages, {} clients, {} s AWS outage: {} accepted; lost {}, double sends {}, wrong terminal states {}; settled {} s after the outage; peak RSS bench {} MiB, emulator {} MiB; ok: {}",
+            f(&b["messages"]),
+            f(&b["clients"]),
+            f(&b["outage_secs"]),
+            f(&b["accepted"]),
+            f(&b["lost"]),
+            f(&b["double_sends"]),
+            f(&b["wrong_terminal_states"]),
+            f(&b["settled_secs_after_outage"]),
+            f(&b["peak_rss_mib"]["bench_process_with_in_process_functions"]),
+            f(&b["peak_rss_mib"]["emulator"]),
+            f(&b["ok"]),
+        );
+    }
     s
 }

@@ -1719,7 +1719,9 @@ mod tests {
                 .unwrap();
             let attrs = attrs.attributes().unwrap();
             assert_eq!(attrs.get(&A::QueueArn), Some(&p.queue_arns[id]), "{id} arn");
-            assert_eq!(attrs.get(&A::VisibilityTimeout).map(String::as_str), Some("180"), "{id}");
+            // Six times the consuming function's timeout (the inbound-media job's is 120 s).
+            let visibility = if id == "InboundMediaQueue" { "720" } else { "180" };
+            assert_eq!(attrs.get(&A::VisibilityTimeout).map(String::as_str), Some(visibility), "{id}");
             let Some(dlq) = dlq_of(&t, id) else {
                 assert_eq!(attrs.get(&A::MessageRetentionPeriod).map(String::as_str), Some("1209600"), "{id}");
                 continue;
@@ -1731,7 +1733,7 @@ mod tests {
             assert_eq!(max, "5", "{id} maxReceiveCount");
             checked += 1;
         }
-        assert_eq!(checked, 2 + 8 * 2);
+        assert_eq!(checked, 3 + 8 * 2);
         assert!(p.queue_arns["RouteQueue"].ends_with(&format!(":{prefix}-RouteQueue")));
 
         // Bucket and secret.

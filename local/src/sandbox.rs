@@ -48,6 +48,8 @@ pub mod numbers {
     pub const DELIVERED: &str = "+12015550100";
 }
 
+/// How long a hung send request stays unanswered (longer than any client waits).
+pub const HANG: Duration = Duration::from_secs(60);
 /// How long the sandbox takes to answer a send to [`numbers::SLOW`].
 pub const SLOW_ANSWER: Duration = Duration::from_secs(2);
 
@@ -110,6 +112,11 @@ struct State {
     callbacks_sent: AtomicUsize,
     callbacks_abandoned: AtomicUsize,
     ids: AtomicU64,
+    /// Fault: every other send request hangs unanswered (see [`SandboxProvider::hang_every_other_send`]).
+    hang_every_other: std::sync::atomic::AtomicBool,
+    /// Send requests seen per `client_ref` while the hang fault is on.
+    sends_seen: Mutex<std::collections::HashMap<String, usize>>,
+    sends_hung: AtomicUsize,
     /// Callback tasks stop when the provider (which owns the sender) is dropped.
     shutdown: watch::Receiver<()>,
 }
@@ -145,6 +152,9 @@ impl SandboxProvider {
             callbacks_sent: AtomicUsize::new(0),
             callbacks_abandoned: AtomicUsize::new(0),
             ids: AtomicU64::new(0),
+            hang_every_other: Default::default(),
+            sends_seen: Mutex::new(std::collections::HashMap::new()),
+            sends_hung: AtomicUsize::new(0),
             shutdown: rx,
         });
         let handler_state = state.clone();
@@ -153,8 +163,17 @@ impl SandboxProvider {
             http_server::handler(move |req| {
                 let state = handler_state.clone();
                 async move {
+                    let is_send = req.method == "POST" && req.uri.path() == "/v1/messages";
+                    // A provider that hangs on every other call: the request is never
+                    // processed (nothing is sent, no receipt follows) and the
+                    // connection stays silent until the client gives up.
+                    if is_send && state.hang_every_other.load(Ordering::SeqCst) && hangs_this_time(&state, &req.body) {
+                        state.sends_hung.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(HANG).await;
+                        return error(504, "gateway_timeout", "the sandbox hung on purpose");
+                    }
                     // A slow provider: the send to numbers::SLOW answers late.
-                    if req.method == "POST" && req.uri.path() == "/v1/messages" && String::from_utf8_lossy(&req.body).contains(numbers::SLOW) {
+                    if is_send && String::from_utf8_lossy(&req.body).contains(numbers::SLOW) {
                         tokio::time::sleep(SLOW_ANSWER).await;
                     }
                     route(&state, req)
@@ -187,10 +206,34 @@ impl SandboxProvider {
         self.state.callbacks_sent.load(Ordering::SeqCst)
     }
 
+    /// Fault injection: from now on every other send request for each message (its
+    /// 1st, 3rd, ... by `client_ref`) hangs for [`HANG`] without being processed, as a
+    /// provider whose front end accepts connections while its back end is stuck. Per
+    /// message, so a test knows each message needs exactly one more attempt. (A provider that accepts a message and
+    /// then hangs is a different fault: only provider-side idempotency can make a
+    /// retry of that one safe.)
+    pub fn hang_every_other_send(&self, on: bool) {
+        self.state.hang_every_other.store(on, Ordering::SeqCst);
+    }
+
+    /// Send requests that hung because of [`Self::hang_every_other_send`].
+    pub fn sends_hung(&self) -> usize {
+        self.state.sends_hung.load(Ordering::SeqCst)
+    }
+
     /// Callbacks given up on after [`CALLBACK_ATTEMPTS`] failed attempts.
     pub fn callbacks_abandoned(&self) -> usize {
         self.state.callbacks_abandoned.load(Ordering::SeqCst)
     }
+}
+
+/// Whether this send request is one of its message's odd-numbered ones.
+fn hangs_this_time(state: &State, body: &[u8]) -> bool {
+    let client_ref = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["client_ref"].as_str().map(str::to_string)).unwrap_or_default();
+    let mut seen = state.sends_seen.lock().expect("sends seen");
+    let n = seen.entry(client_ref).or_default();
+    *n += 1;
+    *n % 2 == 1
 }
 
 fn url_for(addr: SocketAddr) -> String {

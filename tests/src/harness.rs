@@ -60,6 +60,12 @@ impl TestEnv {
     }
 
     pub async fn start_with(name: &str, enabled: &[ProviderKind], tweak: impl FnOnce(TenantConfig) -> TenantConfig) -> TestEnv {
+        Self::start_with_env(name, enabled, tweak, &[]).await
+    }
+
+    /// As [`Self::start_with`], with function environment variables set as a
+    /// deployment would set them (e.g. `PROVIDER_TIMEOUT_SECS`).
+    pub async fn start_with_env(name: &str, enabled: &[ProviderKind], tweak: impl FnOnce(TenantConfig) -> TenantConfig, env: &[(&str, &str)]) -> TestEnv {
         require_emulator();
         let sandbox = SandboxProvider::start(
             SandboxConfig {
@@ -74,6 +80,7 @@ impl TestEnv {
         let prefix = unique_prefix(name);
         let mut opts = PipelineOptions::for_tests(prefix.clone(), enabled);
         opts.sweep_every = Duration::from_secs(3600);
+        opts.extra_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let pipeline = Pipeline::start(opts).await.expect("pipeline starts on the emulator");
         let tenant = TenantId::parse(format!("tenant-{}", &prefix[prefix.len() - 8..])).unwrap();
         let secret_id = format!("dispatch/{tenant}/sandbox/sandbox-main");

@@ -159,7 +159,14 @@ async fn route_one(deps: &Deps, job: &RouteJob) -> Result<(), ProcessingError> {
         let kind = cfg.provider(account).map(|p| p.kind.as_str()).unwrap_or("unknown");
         crate::metrics::count(crate::metrics::Metric::CircuitOpen, &[(crate::metrics::Dim::Provider, kind)]);
     }
-    let decision = decide(deps, &cfg, &creds, &unhealthy, &facts, &exclude);
+    let mut decision = decide(deps, &cfg, &creds, &unhealthy, &facts, &exclude);
+    if decision.chosen().is_none() && !exclude.is_empty() && m.attempts < cfg.retry_for(&m.category).max_attempts {
+        // Failover found no untried provider (a single-provider tenant, or every other
+        // one is ineligible), but the policy still allows attempts: the providers that
+        // failed transiently are tried again rather than the message failed early.
+        tracing::info!(message_id = %m.id, tried = ?exclude, "no untried provider left; trying the ones that failed before");
+        decision = decide(deps, &cfg, &creds, &unhealthy, &facts, &[]);
+    }
     let Some(chosen) = decision.chosen().cloned() else {
         // Only open circuits stand in the way: wait for them to close rather than
         // reject a message some provider could carry in a minute.

@@ -290,3 +290,41 @@ async fn aws_errors_and_latency_mid_flow_lose_nothing_and_send_nothing_twice() {
     }
     delivered_exactly_once(&env, &ids).await;
 }
+
+/// A provider that hangs on every other call (its front end takes the connection, its
+/// back end never answers): each hung call ends at our provider timeout and is
+/// retried by policy, every message is delivered, none reaches the provider twice.
+/// The tenant fails over after one attempt and has no second provider: the retry goes
+/// back to the only one while the policy allows attempts (it used to fail the message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_hanging_on_every_other_call_delays_but_loses_and_doubles_nothing() {
+    use dispatch_common::providers::ProviderKind;
+    let one_try_then_failover = |mut c: dispatch_common::tenant::TenantConfig| {
+        c.retry.attempts_per_provider = 1;
+        c
+    };
+    let env = dispatch_tests::harness::TestEnv::start_with_env("provhang", &[ProviderKind::Sandbox], one_try_then_failover, &[("PROVIDER_TIMEOUT_SECS", "2")]).await;
+    // A healthy history first, then one message at a time, so the provider's calls
+    // alternate hung, answered, hung, ... and its failures never outnumber its
+    // successes (which would rightly open its circuit: another test's subject).
+    for i in 0..2 {
+        let (s, b) = env.submit(serde_json::json!({"to": "+12015550123", "body": format!("Warm-up {i}"), "category": "resident_update"}), None).await;
+        assert_eq!(s, 202, "{b}");
+        env.wait_for(b["id"].as_str().unwrap(), "delivered", 20).await;
+    }
+    env.sandbox.hang_every_other_send(true);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (s, b) = env.submit(serde_json::json!({"to": "+12015550123", "body": format!("Boil water notice {i}"), "category": "resident_update"}), None).await;
+        assert_eq!(s, 202, "{b}");
+        let id = b["id"].as_str().unwrap().to_string();
+        let m = env.wait_for(&id, "delivered", 30).await;
+        assert_eq!(m["attempts"], 2, "the hung attempt and the one that went through: {m:#}");
+        ids.push(id);
+    }
+    assert_eq!(env.sandbox.sends_hung(), ids.len(), "each message's first call hung");
+    let received = env.sandbox.received();
+    for id in &ids {
+        assert_eq!(received.iter().filter(|r| r["client_ref"] == id.as_str()).count(), 1, "{id} reached the provider once");
+    }
+}
