@@ -270,11 +270,19 @@ impl BatchFailures {
     }
 }
 
-/// Backoff before the `receives`+1-th delivery of a failed record: 5 s, doubled per
-/// delivery, at most 60 s (the redrive policy's `maxReceiveCount` of 5 then spans
-/// about two minutes of trying before the DLQ).
+/// Backoff before the next delivery of a record that failed on its `receives`-th:
+/// 5 s, 30 s, 2 min, then 10 min. Quick at first, so a blip of AWS errors costs
+/// seconds; long later, so the redrive policy's 5 receives span about 12.5 minutes
+/// before the dead-letter queue (a little more than four 180 s visibility timeouts
+/// did), and an outage of several minutes does not dead-letter, and so fail, the
+/// messages caught in it.
 pub fn retry_delay(receives: u32) -> Duration {
-    Duration::from_secs((5u64 << receives.saturating_sub(1).min(4)).min(60))
+    Duration::from_secs(match receives {
+        0 | 1 => 5,
+        2 => 30,
+        3 => 120,
+        _ => 600,
+    })
 }
 
 #[cfg(test)]
@@ -282,8 +290,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failed_records_come_back_within_seconds_then_back_off_to_a_minute() {
-        let secs: Vec<u64> = (0..8).map(|n| retry_delay(n).as_secs()).collect();
-        assert_eq!(secs, [5, 5, 10, 20, 40, 60, 60, 60]);
+    fn failed_records_come_back_within_seconds_and_reach_the_dlq_no_sooner_than_before() {
+        let secs: Vec<u64> = (0..7).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(secs, [5, 5, 30, 120, 600, 600, 600]);
+        // maxReceiveCount is 5: four waits between the five receives.
+        let before_dlq: u64 = (1..5).map(|n| retry_delay(n).as_secs()).sum();
+        assert!(before_dlq >= 4 * 180, "{before_dlq} s");
     }
 }
