@@ -59,15 +59,8 @@ struct Submitted {
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<(Value, bool)> {
-    let upstream: std::net::SocketAddr = std::env::var("AWS_ENDPOINT_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:4566".into())
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()?;
-    let faults = Arc::new(AwsFaults::start(upstream).await?);
-    // SAFETY: set before any AWS client is built; nothing else reads the environment
-    // concurrently at this point of the run.
-    unsafe { std::env::set_var("AWS_ENDPOINT_URL", faults.endpoint()) };
+    // First, before any AWS client exists.
+    let faults = Arc::new(AwsFaults::in_front_of_emulator().await?);
 
     // A tenant CAD endpoint that takes connections and never answers (each is held
     // for a minute, far past our 5 s callback timeout, then dropped).

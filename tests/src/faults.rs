@@ -72,6 +72,23 @@ impl AwsFaults {
         Ok(Self { addr, open, mode, conns, accept })
     }
 
+    /// Starts in front of the emulator named by `AWS_ENDPOINT_URL` and points
+    /// `AWS_ENDPOINT_URL` at itself, so every AWS client built afterwards goes through
+    /// the faults. Call before building any client, while no other thread reads the
+    /// environment (one test per process under nextest; the benchmark's start).
+    pub async fn in_front_of_emulator() -> std::io::Result<Self> {
+        let url = std::env::var("AWS_ENDPOINT_URL").map_err(|_| std::io::Error::other("AWS_ENDPOINT_URL is not set"))?;
+        let upstream: SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("AWS_ENDPOINT_URL {url} is not http://host:port: {e}")))?;
+        let faults = Self::start(upstream).await?;
+        // SAFETY: the caller guarantees no concurrent reader of the environment.
+        unsafe { std::env::set_var("AWS_ENDPOINT_URL", faults.endpoint()) };
+        Ok(faults)
+    }
+
     /// The URL to use as `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

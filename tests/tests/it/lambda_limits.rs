@@ -184,19 +184,9 @@ async fn an_aws_outage_answers_503_with_retry_after() {
 /// message, every accepted message is delivered, and no provider receives one twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_aws_pause_mid_flow_loses_nothing_and_sends_nothing_twice() {
-    require_emulator();
-    let upstream: std::net::SocketAddr = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
-    let faults = dispatch_tests::faults::AwsFaults::start(upstream).await.unwrap();
-    // SAFETY: one process per test under nextest; set before any client is built.
-    unsafe { std::env::set_var("AWS_ENDPOINT_URL", faults.endpoint()) };
-    let env = dispatch_tests::harness::TestEnv::start("awspause").await;
+    let (faults, env) = behind_faults("awspause").await;
     let msg = |i: usize| serde_json::json!({"to": "+12015550123", "body": format!("Road closure notice {i}"), "category": "resident_update"});
-    let mut ids = Vec::new();
-    for i in 0..8 {
-        let (s, b) = env.submit(msg(i), Some(&format!("before-{i}"))).await;
-        assert_eq!(s, 202, "{b}");
-        ids.push(b["id"].as_str().unwrap().to_string());
-    }
+    let mut ids = submit_each(&env, 8, msg).await;
     faults.pause();
     let during = {
         let http = env.http.clone();
@@ -220,6 +210,25 @@ async fn an_aws_pause_mid_flow_loses_nothing_and_sends_nothing_twice() {
     let (s2, b2) = env.submit(serde_json::json!({"to": "+12015550123", "body": "During the outage", "category": "resident_update"}), Some("during-outage")).await;
     assert_eq!((s2, b2["id"].as_str()), (200, b["id"].as_str()), "the same key is the same message");
     delivered_exactly_once(&env, &ids).await;
+}
+
+/// A pipeline whose every AWS call goes through the fault proxy (one test per
+/// process under nextest, so the environment change is this test's own).
+async fn behind_faults(name: &str) -> (dispatch_tests::faults::AwsFaults, dispatch_tests::harness::TestEnv) {
+    require_emulator();
+    let faults = dispatch_tests::faults::AwsFaults::in_front_of_emulator().await.unwrap();
+    (faults, dispatch_tests::harness::TestEnv::start(name).await)
+}
+
+/// Submits `n` messages (keys `before-<i>`), each accepted; their ids.
+async fn submit_each(env: &dispatch_tests::harness::TestEnv, n: usize, msg: impl Fn(usize) -> serde_json::Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (s, b) = env.submit(msg(i), Some(&format!("before-{i}"))).await;
+        assert_eq!(s, 202, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    ids
 }
 
 /// Every message reaches `delivered`, and the provider received each exactly once.
@@ -257,20 +266,10 @@ async fn delivered_exactly_once(env: &dispatch_tests::harness::TestEnv, ids: &[S
 /// delivered exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aws_errors_and_latency_mid_flow_lose_nothing_and_send_nothing_twice() {
-    use dispatch_tests::faults::{AwsFaults, Mode};
-    require_emulator();
-    let upstream: std::net::SocketAddr = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
-    let faults = AwsFaults::start(upstream).await.unwrap();
-    // SAFETY: one process per test under nextest; set before any client is built.
-    unsafe { std::env::set_var("AWS_ENDPOINT_URL", faults.endpoint()) };
-    let env = dispatch_tests::harness::TestEnv::start("awserrors").await;
+    use dispatch_tests::faults::Mode;
+    let (faults, env) = behind_faults("awserrors").await;
     let msg = |i: usize| serde_json::json!({"to": "+12015550123", "body": format!("Water main repair {i}"), "category": "resident_update"});
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let (s, b) = env.submit(msg(i), Some(&format!("before-{i}"))).await;
-        assert_eq!(s, 202, "{b}");
-        ids.push(b["id"].as_str().unwrap().to_string());
-    }
+    let mut ids = submit_each(&env, 6, msg).await;
     let mut during = Vec::new();
     for (n, mode) in [Mode::Throttling, Mode::Unavailable, Mode::Slow(Duration::from_millis(300))].into_iter().enumerate() {
         faults.set_mode(mode);
