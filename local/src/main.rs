@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let webhook_secret = random_hex();
     let sandbox_api_key = random_hex();
     let sandbox = SandboxProvider::start(
-        SandboxConfig { api_key: sandbox_api_key.clone(), webhook_secret: webhook_secret.clone(), event_delay: Duration::from_millis(300) },
+        SandboxConfig { event_delay: Duration::from_millis(300), ..SandboxConfig::new(sandbox_api_key.clone(), webhook_secret.clone()) },
         SocketAddr::from(([127, 0, 0, 1], sandbox_port)),
     )
     .await

@@ -55,13 +55,20 @@ pub const SLOW_ANSWER: Duration = Duration::from_secs(2);
 
 /// Delay between a message being accepted and each of its callbacks, by default.
 pub const DEFAULT_EVENT_DELAY: Duration = Duration::from_millis(50);
-/// Attempts per callback before the sandbox gives up on a receiver. Real providers keep
-/// retrying for minutes to hours; this covers a short outage of ours (≈ 16 s).
-pub const CALLBACK_ATTEMPTS: u32 = 8;
-/// First wait between callback attempts; doubled after each failure up to
-/// [`CALLBACK_BACKOFF_MAX`] (0.2, 0.4, 0.8, 1.6, 3.2, 5, 5 s).
-pub const CALLBACK_BACKOFF: Duration = Duration::from_millis(200);
-pub const CALLBACK_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How the sandbox retries a callback its receiver refused or did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackRetry {
+    /// Attempts in all before the event is abandoned.
+    pub attempts: u32,
+    /// First wait between attempts; doubled after each failure up to `max_wait`.
+    pub first_wait: Duration,
+    pub max_wait: Duration,
+}
+
+/// The default: 12 attempts over about 2.5 minutes (0.2, 0.4, ... 25.6, then 30 s
+/// waits), as real providers keep retrying for minutes to hours, so a short outage
+/// or overload of ours loses no receipt.
+pub const CALLBACK_RETRY: CallbackRetry = CallbackRetry { attempts: 12, first_wait: Duration::from_millis(200), max_wait: Duration::from_secs(30) };
 /// Most media items in one message, as the sandbox adapter advertises.
 pub const MAX_MEDIA: usize = 10;
 /// Entries kept for `received()` / `GET /sandbox/messages`; the oldest go first.
@@ -84,12 +91,14 @@ pub struct SandboxConfig {
     pub webhook_secret: String,
     /// Wait before each callback event.
     pub event_delay: Duration,
+    /// Retries of a refused callback ([`CALLBACK_RETRY`] unless a test wants it quick).
+    pub callback_retry: CallbackRetry,
 }
 
 impl SandboxConfig {
     /// A config with the default event delay.
     pub fn new(api_key: impl Into<String>, webhook_secret: impl Into<String>) -> Self {
-        Self { api_key: api_key.into(), webhook_secret: webhook_secret.into(), event_delay: DEFAULT_EVENT_DELAY }
+        Self { api_key: api_key.into(), webhook_secret: webhook_secret.into(), event_delay: DEFAULT_EVENT_DELAY, callback_retry: CALLBACK_RETRY }
     }
 }
 
@@ -221,7 +230,7 @@ impl SandboxProvider {
         self.state.sends_hung.load(Ordering::SeqCst)
     }
 
-    /// Callbacks given up on after [`CALLBACK_ATTEMPTS`] failed attempts.
+    /// Callbacks given up on after [`CallbackRetry::attempts`] failed attempts.
     pub fn callbacks_abandoned(&self) -> usize {
         self.state.callbacks_abandoned.load(Ordering::SeqCst)
     }
@@ -659,10 +668,11 @@ async fn run_status_callbacks(state: Arc<State>, id: String, client_ref: Option<
 }
 
 /// POSTs one signed event, retrying non-2xx answers and connection failures with
-/// backoff, [`CALLBACK_ATTEMPTS`] times at most. Each attempt is signed afresh.
+/// backoff ([`SandboxConfig::callback_retry`]). Each attempt is signed afresh.
 async fn deliver(state: &State, url: &str, body: Vec<u8>) -> bool {
-    let mut backoff = CALLBACK_BACKOFF;
-    for attempt in 1..=CALLBACK_ATTEMPTS {
+    let retry = state.cfg.callback_retry;
+    let mut backoff = retry.first_wait;
+    for attempt in 1..=retry.attempts {
         let t = Utc::now().timestamp();
         let signature = signature_header(&[state.cfg.webhook_secret.as_bytes()], t, &body);
         let result = state
@@ -677,9 +687,9 @@ async fn deliver(state: &State, url: &str, body: Vec<u8>) -> bool {
             state.callbacks_sent.fetch_add(1, Ordering::SeqCst);
             return true;
         }
-        if attempt < CALLBACK_ATTEMPTS {
+        if attempt < retry.attempts {
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(CALLBACK_BACKOFF_MAX);
+            backoff = (backoff * 2).min(retry.max_wait);
         }
     }
     state.callbacks_abandoned.fetch_add(1, Ordering::SeqCst);

@@ -68,11 +68,7 @@ impl TestEnv {
     pub async fn start_with_env(name: &str, enabled: &[ProviderKind], tweak: impl FnOnce(TenantConfig) -> TenantConfig, env: &[(&str, &str)]) -> TestEnv {
         require_emulator();
         let sandbox = SandboxProvider::start(
-            SandboxConfig {
-                api_key: SANDBOX_API_KEY.into(),
-                webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
-                event_delay: Duration::from_millis(20),
-            },
+            SandboxConfig { event_delay: Duration::from_millis(20), ..SandboxConfig::new(SANDBOX_API_KEY, SANDBOX_WEBHOOK_SECRET) },
             SocketAddr::from(([127, 0, 0, 1], 0)),
         )
         .await

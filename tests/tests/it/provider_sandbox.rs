@@ -11,7 +11,7 @@ use dispatch_common::providers::{
     http, Callback, Credentials, OutboundMessage, ProviderAdapter, ProviderRequest, SendAccepted, SendError, StatusUpdate,
 };
 use dispatch_common::signatures::{VerifyError, WebhookRequest};
-use dispatch_local::sandbox::{numbers, SandboxConfig, SandboxProvider, MEDIA_PNG};
+use dispatch_local::sandbox::{numbers, CallbackRetry, SandboxConfig, SandboxProvider, MEDIA_PNG};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -40,11 +40,9 @@ impl Harness {
     }
 
     async fn start_with(fail_first: usize) -> Harness {
-        let cfg = SandboxConfig {
-            api_key: API_KEY.into(),
-            webhook_secret: WEBHOOK_SECRET.into(),
-            event_delay: EVENT_DELAY,
-        };
+        // Quick retries: these tests watch the sandbox give up.
+        let quick = CallbackRetry { attempts: 5, first_wait: Duration::from_millis(200), max_wait: Duration::from_secs(2) };
+        let cfg = SandboxConfig { event_delay: EVENT_DELAY, callback_retry: quick, ..SandboxConfig::new(API_KEY, WEBHOOK_SECRET) };
         let sandbox = SandboxProvider::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("sandbox binds");
         let receiver = Receiver::start_failing_first(CALLBACK_PATH, fail_first).await;
         let creds = creds_with(&sandbox.base_url(), API_KEY, WEBHOOK_SECRET);
@@ -368,7 +366,7 @@ async fn unreachable_receiver_is_given_up_on() {
     let mut msg = h.message(numbers::FAILED, vec![]);
     msg.status_callback_url = format!("http://{dead}/webhooks/sandbox");
     assert_accepted(&h.attempt(&msg).await);
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while h.sandbox.callbacks_abandoned() < 1 {
         assert!(Instant::now() < deadline, "the sandbox never gave up");
         tokio::time::sleep(Duration::from_millis(50)).await;
