@@ -187,6 +187,9 @@ async fn save(ms: &MediaStore, record: &InboundRecord) -> Result<(), StoreError>
 /// The last write: clears `media_pending` (only one delivery can) and queues the
 /// tenant callback from the delivery that did.
 async fn finish(deps: &Deps, ms: &MediaStore, record: InboundRecord) -> Result<Fetched, StoreError> {
+    // Read before the write that settles the record: once `media_pending` is cleared
+    // no later delivery would send the callback.
+    let cfg = deps.tenant(&record.tenant).await?;
     match inbound::update_inbound_media(ms, &record).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => return Ok(Fetched::Nothing),
@@ -199,7 +202,7 @@ async fn finish(deps: &Deps, ms: &MediaStore, record: InboundRecord) -> Result<F
         media_stored = record.media.iter().filter(|m| m.s3_key.is_some()).count(),
         "inbound media settled"
     );
-    if let Some(cfg) = deps.tenant(&record.tenant).await? {
+    if let Some(cfg) = cfg {
         super::inbound_webhook::enqueue_callback(deps, &cfg, &record).await;
     }
     Ok(Fetched::Done(Box::new(record)))
