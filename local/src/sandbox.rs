@@ -218,9 +218,9 @@ impl SandboxProvider {
     /// Fault injection: from now on every other send request for each message (its
     /// 1st, 3rd, ... by `client_ref`) hangs for [`HANG`] without being processed, as a
     /// provider whose front end accepts connections while its back end is stuck. Per
-    /// message, so a test knows each message needs exactly one more attempt. (A provider that accepts a message and
-    /// then hangs is a different fault: only provider-side idempotency can make a
-    /// retry of that one safe.)
+    /// message, so a test knows each message needs exactly one more attempt. (A
+    /// provider that accepts a message and then hangs is a different fault: only
+    /// provider-side idempotency can make a retry of that one safe.)
     pub fn hang_every_other_send(&self, on: bool) {
         self.state.hang_every_other.store(on, Ordering::SeqCst);
     }

@@ -64,8 +64,7 @@ pub async fn handle_batch_until(deps: &Deps, event: SqsEvent, deadline: Instant)
             tracing::error!(sqs_message_id = ?record.message_id, "malformed inbound-media job; dropped");
             continue;
         };
-        let deliveries: u32 = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let attempt = if deliveries >= LAST_DELIVERY { Attempt::Last } else { Attempt::Retryable };
+        let attempt = if super::receive_count(&record) >= LAST_DELIVERY { Attempt::Last } else { Attempt::Retryable };
         match fetch(deps, &deps.media, &job, attempt, deadline).await {
             Ok(Fetched::Done(_) | Fetched::Nothing) => {}
             Ok(Fetched::Partial(_)) => failures.fail_and_retry_soon(deps, &record),

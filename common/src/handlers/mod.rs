@@ -209,8 +209,7 @@ impl BatchFailures {
         self.fail(record.message_id.as_deref());
         let (Some(arn), Some(handle)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref()) else { return };
         let Some(url) = deps.cfg.queue_url_for_arn(arn) else { return };
-        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
-        self.soon.push((url.to_string(), handle.to_string(), retry_delay(receives)));
+        self.soon.push((url.to_string(), handle.to_string(), retry_delay(receive_count(record))));
     }
 
     /// The batch response, after bringing the records failed with
@@ -255,19 +254,21 @@ impl BatchFailures {
                 }
             }
         }
-        self.into_response_now()
-    }
-
-    fn into_response_now(self) -> SqsBatchResponse {
-        let mut r = SqsBatchResponse::default();
-        r.batch_item_failures = self.failed;
-        r
+        self.into_response()
     }
 
     /// The batch response as it stands (nothing is brought back early).
     pub fn into_response(self) -> SqsBatchResponse {
-        self.into_response_now()
+        let mut r = SqsBatchResponse::default();
+        r.batch_item_failures = self.failed;
+        r
     }
+}
+
+/// How many times SQS has delivered `record`, this delivery included
+/// (`ApproximateReceiveCount`, which Lambda and the local runner pass; 1 if absent).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1)
 }
 
 /// Backoff before the next delivery of a record that failed on its `receives`-th:
